@@ -1,0 +1,183 @@
+"""The scheduled daily run: read, gate, transform, validate, write, record.
+
+``run_daily`` is what ``audience run`` calls. Everything it needs is injected (settings, clock, run id, keys),
+so tests drive it directly. Published (gold) tables are computed first, validated, and only then written:
+a critical data-quality failure leaves the previously published version in place.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from pipelines import io
+from pipelines.config import Settings
+from pipelines.consent import gate
+from pipelines.privacy.keys import KeyRing
+from pipelines.progress import Progress
+from pipelines.schemas import CONSENT_STATE, RUNS, SOURCES, silver_schema
+from pipelines.sources.ingest import IngestResult, ingest_source
+from pipelines.sources.reference_sets import reference_sets
+from pipelines.sources.rules import load_source_rules
+
+#: Erasure requests are ingested first so that the other sources of the same run already skip erased people.
+INGEST_ORDER = ("erasure_requests",) + tuple(s for s in SOURCES if s != "erasure_requests")
+
+
+class RunFailed(RuntimeError):
+    """The run stopped before publication (for example a critical data-quality failure)."""
+
+
+@dataclass
+class RunContext:
+    """Everything one run needs, injected by the caller."""
+
+    spark: SparkSession
+    settings: Settings
+    wh: io.Warehouse
+    landing: Path
+    as_of: date
+    run_id: str
+    started: datetime
+    keys: KeyRing
+    progress: Progress = field(default_factory=Progress)
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, DataFrame] = field(default_factory=dict)
+    full_refresh: bool = False
+
+    def silver(self, source: str) -> DataFrame:
+        """A silver source table (empty with its schema when nothing was ingested yet)."""
+        return io.read(self.spark, self.wh.table("silver", source), silver_schema(source))
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    as_of: date
+    status: str
+    metrics: dict[str, float]
+    timings: dict[str, float]
+    outputs: tuple[str, ...]
+
+
+def new_run_id(as_of: date, now: datetime) -> str:
+    return f"{as_of:%Y%m%d}-{now:%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+def stage_ingest(ctx: RunContext) -> None:
+    """Ingest every source's new landing files into bronze, silver and the quarantine."""
+    rules = load_source_rules(ctx.settings.conf_dir)
+    reference = reference_sets(ctx.settings)
+    results: list[IngestResult] = []
+    for source in INGEST_ORDER:
+        with ctx.progress.stage(f"ingest {source}") as counts:
+            excluded = None if source == "erasure_requests" else ctx.silver("erasure_requests").select("customer_id")
+            r = ingest_source(
+                ctx.spark, ctx.wh, ctx.landing, rules[source], reference, ctx.run_id, ctx.started,
+                ctx.settings.ingestion.max_clock_skew_minutes, ctx.settings.ingestion.min_year, excluded,
+            )
+            counts.update(files=r.files, rows=r.rows, quarantined=r.quarantined)
+            results.append(r)
+    for r in results:
+        ctx.metrics[f"ingest.{r.source}.files"] = r.files
+        ctx.metrics[f"ingest.{r.source}.rows"] = r.rows
+        ctx.metrics[f"ingest.{r.source}.valid"] = r.valid
+        ctx.metrics[f"ingest.{r.source}.quarantined"] = r.quarantined
+        for reason, n in r.reasons.items():
+            key = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in reason)
+            ctx.metrics[f"quarantine.{r.source}.{key}"] = n
+
+
+def stage_gate(ctx: RunContext) -> DataFrame:
+    """Consent state and eligibility at the as-of date; published to silver; returns eligibility (persisted)."""
+    with ctx.progress.stage("consent gate") as counts:
+        customers = ctx.silver("customers")
+        state = gate.consent_state(ctx.silver("consent_events"), customers, ctx.settings, ctx.as_of)
+        io.overwrite(state.select(*CONSENT_STATE.fieldNames()), ctx.wh.table("silver", "consent_state"))
+        state = io.read(ctx.spark, ctx.wh.table("silver", "consent_state"))
+        elig = gate.eligibility(
+            state, customers, ctx.silver("erasure_requests"), ctx.silver("identity_links"), ctx.settings, ctx.as_of)
+        io.overwrite(elig, ctx.wh.table("silver", "eligibility"))
+        elig = io.read(ctx.spark, ctx.wh.table("silver", "eligibility")).persist(StorageLevel.MEMORY_AND_DISK)
+        funnel = consent_funnel(elig, ctx.settings)
+        ctx.metrics.update(funnel)
+        counts.update(customers=int(funnel["funnel.customers"]),
+                      tv=int(funnel["funnel.eligible_tv_profile"]), web=int(funnel["funnel.eligible_web_profile"]))
+    return elig
+
+
+def consent_funnel(elig: DataFrame, settings: Settings) -> dict[str, float]:
+    """Counts per purpose: customers → granted → adult and not erased → eligible (one aggregate, one pass)."""
+    allowed = F.col("adult") & ~F.col("erased")
+    aggs = [F.count("*").alias("customers"), F.sum(F.col("adult").cast("int")).alias("adults"),
+            F.sum(F.col("erased").cast("int")).alias("erased")]
+    for p in settings.purposes:
+        aggs += [F.sum(F.coalesce(F.col(f"consent_{p}"), F.lit(False)).cast("int")).alias(f"granted_{p}"),
+                 F.sum((F.coalesce(F.col(f"consent_{p}"), F.lit(False)) & allowed).cast("int")).alias(f"granted_allowed_{p}")]
+    aggs += [F.sum(F.col(c).cast("int")).alias(c) for c in gate.PROCESSINGS.values()]
+    row = elig.agg(*aggs).first().asDict()
+    return {f"funnel.{k}": float(v or 0) for k, v in row.items()}
+
+
+def record_run(ctx: RunContext, status: str, message: str = "", mlflow_run_id: str | None = None,
+               finished: datetime | None = None) -> None:
+    """Upsert this run's row in ``ops/runs``."""
+    row = [(ctx.run_id, ctx.as_of, ctx.started, finished, status, mlflow_run_id, message[:500], "run")]
+    io.upsert(ctx.spark.createDataFrame(row, RUNS), ctx.wh.table("ops", "runs"), ("run_id",))
+
+
+def publish(ctx: RunContext) -> None:
+    """Write every computed gold output, each in one Delta transaction."""
+    for name, df in ctx.outputs.items():
+        with ctx.progress.stage(f"publish {name}"):
+            io.overwrite(df, ctx.wh.table("gold", name))
+
+
+#: Stages after the gate, in order; each takes the context and the eligibility table and may add outputs.
+Stage = Callable[[RunContext, DataFrame], None]
+STAGES: list[tuple[str, Stage]] = []
+
+
+def run_daily(
+    spark: SparkSession,
+    settings: Settings,
+    landing: Path,
+    warehouse: Path,
+    as_of: date,
+    keys: KeyRing,
+    *,
+    now: datetime | None = None,
+    run_id: str | None = None,
+    full_refresh: bool = False,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Run the daily pipeline for ``as_of``; raises :class:`RunFailed` (after recording it) on failure."""
+    now = now or datetime.now(timezone.utc)
+    wh = io.Warehouse(Path(warehouse))
+    ctx = RunContext(spark, settings, wh, Path(landing), as_of, run_id or new_run_id(as_of, now), now, keys,
+                     progress or Progress(), full_refresh=full_refresh)
+    with wh.lock(f"run --as-of {as_of}"):
+        ctx.progress.say(f"run {ctx.run_id} as of {as_of}: landing {landing} -> warehouse {warehouse}")
+        record_run(ctx, "running")
+        try:
+            stage_ingest(ctx)
+            elig = stage_gate(ctx)
+            for _, stage in STAGES:
+                stage(ctx, elig)
+            publish(ctx)
+        except Exception as exc:
+            record_run(ctx, "failed", message=f"{type(exc).__name__}: {exc}".splitlines()[0],
+                       finished=datetime.now(timezone.utc))
+            raise
+        record_run(ctx, "succeeded", finished=datetime.now(timezone.utc))
+        for df in ctx.outputs.values():
+            df.unpersist()
+        elig.unpersist()
+    return RunResult(ctx.run_id, as_of, "succeeded", dict(ctx.metrics), dict(ctx.progress.timings), tuple(ctx.outputs))

@@ -1,0 +1,222 @@
+"""Ingestion: landing files → bronze (raw lines) → silver (typed, validated, deduplicated) + quarantine.
+
+Only files not ingested before are read (``ops/ingested_files`` is the bookkeeping), so a daily run reads
+one day. Every step is idempotent: bronze and quarantine rows of a file are replaced, silver rows are
+inserted by key (MERGE), and the file is marked ingested last — a run that dies half-way is completed by
+the next one without duplicating anything.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Mapping
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
+
+from pipelines import io
+from pipelines.schemas import LANDING_COLUMNS, LANDING_FORMAT, SILVER_TYPES, landing_string_schema
+from pipelines.sources.rules import SourceRules, first_failure, rule_predicates, typed
+
+INGESTED_FILES = StructType([
+    StructField("source", StringType()), StructField("file", StringType()), StructField("run_id", StringType()),
+    StructField("ingested_at", TimestampType()), StructField("rows", LongType()), StructField("quarantined", LongType()),
+])
+
+_CORRUPT = "_corrupt_record"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What one source contributed to a run."""
+
+    source: str
+    files: int = 0
+    rows: int = 0
+    valid: int = 0
+    quarantined: int = 0
+    reasons: Mapping[str, int] = field(default_factory=dict)
+
+
+def new_files(spark: SparkSession, wh: io.Warehouse, landing: Path, source: str) -> list[Path]:
+    """Landing files of ``source`` not ingested by an earlier run."""
+    done_table = io.read(spark, wh.table("ops", "ingested_files"), INGESTED_FILES)
+    done = {r.file for r in done_table.where(F.col("source") == source).select("file").collect()}
+    return [p for p in io.list_landing_files(landing, source) if str(p.relative_to(landing)) not in done]
+
+
+def read_raw_lines(spark: SparkSession, files: list[Path], landing: Path, source: str) -> DataFrame:
+    """Raw lines with their file (relative to the landing root) and a line id; header and blank lines dropped."""
+    header = ",".join(LANDING_COLUMNS[source])
+    raw = F.regexp_replace(F.regexp_replace(F.col("value"), "^\ufeff", ""), "\r$", "")
+    root = str(landing.resolve()).rstrip("/")
+    return (
+        spark.read.option("lineSep", "\n").text([str(p.resolve()) for p in files])
+        .select(
+            raw.alias("raw"),
+            # _metadata.file_path is a URI (file:/...); keep the path relative to the landing root.
+            F.regexp_replace(F.expr("try_url_decode(_metadata.file_path)"), "^file:(//)?", "").alias("_abs"),
+            F.monotonically_increasing_id().alias("_line"),
+        )
+        .withColumn("_source_file", F.expr(f"substring(_abs, {len(root) + 2})"))
+        .drop("_abs")
+        .where((F.trim(F.col("raw")) != "") & (F.col("raw") != header))
+    )
+
+
+def parse_lines(lines: DataFrame, source: str) -> DataFrame:
+    """Split raw lines into the source's string columns plus ``_parse_error`` (null when the line parses)."""
+    cols = LANDING_COLUMNS[source]
+    schema = landing_string_schema(source)
+    if LANDING_FORMAT[source] == "jsonl":
+        with_corrupt = StructType(schema.fields + [StructField(_CORRUPT, StringType())])
+        parsed = F.from_json("raw", with_corrupt, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT})
+        error = (
+            F.when(~F.trim(F.col("raw")).startswith("{"), F.lit("malformed JSON: not an object"))
+            .when(F.col("_p").isNull() | F.col(f"_p.{_CORRUPT}").isNotNull(), F.lit("malformed JSON: truncated or invalid line"))
+        )
+    else:
+        parsed = F.from_csv("raw", schema.simpleString(), {"escape": '"', "mode": "PERMISSIVE"})
+        # RFC 4180: count fields outside quotes; an odd number of quotes means the line was cut inside a field.
+        unquoted = F.regexp_replace(F.col("raw"), r'"([^"]|"")*"', "Q")
+        n_fields = F.size(F.split(unquoted, ",", -1))
+        n_quotes = F.length(F.col("raw")) - F.length(F.regexp_replace(F.col("raw"), '"', ""))
+        error = (
+            F.when(n_quotes % 2 == 1, F.lit("truncated line: unbalanced quote"))
+            .when(n_fields < len(cols), F.lit(f"truncated line: fewer than {len(cols)} fields"))
+            .when(n_fields > len(cols), F.lit(f"malformed line: more than {len(cols)} fields"))
+        )
+    return (
+        lines.withColumn("_p", parsed)
+        .withColumn("_parse_error", error)
+        .select("raw", "_source_file", "_line", "_parse_error", *[F.col(f"_p.{c}").alias(c) for c in cols])
+    )
+
+
+def validate(parsed: DataFrame, rules: SourceRules, reference: Mapping[str, frozenset[str]],
+             ingested_at: datetime, max_skew_minutes: int, min_year: int) -> DataFrame:
+    """Add ``_reason``: the parse error, else the first failing rule, else a duplicate key within the batch."""
+    checks = rule_predicates(rules, reference, F.lit(ingested_at).cast(TimestampType()), max_skew_minutes, min_year)
+    flagged = parsed.withColumn("_reason", F.coalesce(F.col("_parse_error"), first_failure(checks)))
+    key_cols = [F.trim(F.col(k)) for k in rules.key]
+    order = Window.partitionBy(*key_cols, F.col("_reason").isNull()).orderBy("_source_file", "_line")
+    dup = F.col("_reason").isNull() & (F.row_number().over(order) > 1)
+    return flagged.withColumn("_reason", F.when(dup, F.lit("duplicate: " + ",".join(rules.key))).otherwise(F.col("_reason")))
+
+
+def to_silver(valid: DataFrame, source: str, run_id: str, ingested_at: datetime) -> DataFrame:
+    """Typed silver rows (contract columns, then lineage)."""
+    types = SILVER_TYPES[source]
+    return valid.select(
+        *[typed(c, t).alias(c) for c, t in types.items()],
+        "_source_file", "_line", F.lit(run_id).alias("_run_id"),
+        F.lit(ingested_at).cast(TimestampType()).alias("_ingested_at"),
+    )
+
+
+def quarantine_rows(rejected: DataFrame, source: str, run_id: str, ingested_at: datetime) -> DataFrame:
+    """Rows of ``ops/quarantine``; ``customer_id`` kept (when the source has one) so erasure can find them."""
+    cid = F.col("customer_id") if "customer_id" in LANDING_COLUMNS[source] else F.lit(None).cast(StringType())
+    return rejected.select(
+        F.lit(source).alias("source"), F.col("_reason").alias("reason"), "raw",
+        F.col("_source_file").alias("source_file"), F.col("_line").alias("line"), F.lit(run_id).alias("run_id"),
+        cid.alias("customer_id"), F.lit(ingested_at).cast(TimestampType()).alias("quarantined_at"),
+    )
+
+
+def ingest_source(
+    spark: SparkSession,
+    wh: io.Warehouse,
+    landing: Path,
+    rules: SourceRules,
+    reference: Mapping[str, frozenset[str]],
+    run_id: str,
+    ingested_at: datetime,
+    max_skew_minutes: int = 10,
+    min_year: int = 1900,
+    excluded: DataFrame | None = None,
+) -> IngestResult:
+    """Ingest the new files of one source. ``excluded`` (column ``customer_id``) lists erased people whose
+    rows must never come back (their tombstones): those rows are neither stored nor quarantined."""
+    source = rules.source
+    files = new_files(spark, wh, landing, source)
+    if not files:
+        return IngestResult(source)
+    rel = [str(p.relative_to(landing)) for p in files]
+    lines = read_raw_lines(spark, files, landing, source)
+    if excluded is not None and "customer_id" in LANDING_COLUMNS[source]:
+        lines = _drop_excluded(lines, source, excluded)
+    lines = lines.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        bronze = lines.select(
+            F.lit(source).alias("source"), "raw", "_source_file", "_line", F.lit(run_id).alias("_run_id"),
+            F.lit(ingested_at).cast(TimestampType()).alias("_ingested_at"),
+        )
+        file_filter = F.col("_source_file").isin(rel)
+        io.delete_where(spark, wh.table("bronze", source), file_filter)
+        io.append(bronze, wh.table("bronze", source))
+
+        checked = validate(parse_lines(lines, source), rules, reference, ingested_at, max_skew_minutes, min_year)
+        checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
+        silver_path = wh.table("silver", source)
+        valid = checked.where(F.col("_reason").isNull())
+        if rules.snapshot is None and io.exists(spark, silver_path):
+            # A key already in silver is a re-delivery: quarantined as a duplicate, never inserted twice.
+            known = io.read(spark, silver_path).select(*[F.col(k).cast("string").alias(f"_k_{k}") for k in rules.key])
+            typed_keys = [typed(k, SILVER_TYPES[source][k]).cast("string").alias(f"_k_{k}") for k in rules.key]
+            seen = (valid.select("_source_file", "_line", *typed_keys)
+                    .join(known, [f"_k_{k}" for k in rules.key], "left_semi").select("_source_file", "_line")
+                    .withColumn("_seen", F.lit(True)))
+            checked = (checked.join(seen, ["_source_file", "_line"], "left")
+                       .withColumn("_reason", F.when(F.col("_seen"), F.lit("duplicate: already ingested"))
+                                   .otherwise(F.col("_reason"))).drop("_seen"))
+            checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
+            valid = checked.where(F.col("_reason").isNull())
+
+        q_path = wh.table("ops", "quarantine")
+        io.delete_where(spark, q_path, F.col("source_file").isin(rel))
+        io.append(quarantine_rows(checked.where(F.col("_reason").isNotNull()), source, run_id, ingested_at), q_path)
+
+        silver = to_silver(valid, source, run_id, ingested_at)
+        if rules.snapshot is None:
+            io.insert_new(silver, silver_path, rules.key)
+        else:
+            silver = _latest_per_key(silver, rules.snapshot.key, rules.snapshot.order_by)
+            io.upsert(silver, silver_path, rules.snapshot.key, newer_than=rules.snapshot.order_by)
+
+        per_file = checked.groupBy("_source_file").agg(
+            F.count("*").alias("rows"), F.count("_reason").alias("quarantined"))
+        stats = {r._source_file: (r.rows, r.quarantined) for r in per_file.collect()}
+        reasons = {r._reason: r.n for r in checked.where(F.col("_reason").isNotNull())
+                   .groupBy("_reason").agg(F.count("*").alias("n")).collect()}
+        done = spark.createDataFrame(
+            [(source, f, run_id, ingested_at, *stats.get(f, (0, 0))) for f in rel], INGESTED_FILES)
+        io.append(done, wh.table("ops", "ingested_files"))
+        rows = sum(v[0] for v in stats.values())
+        quarantined = sum(v[1] for v in stats.values())
+        checked.unpersist()
+        return IngestResult(source, len(files), rows, rows - quarantined, quarantined, reasons)
+    finally:
+        lines.unpersist()
+
+
+def _latest_per_key(df: DataFrame, key: tuple[str, ...], order_by: str | None) -> DataFrame:
+    """Snapshot sources: within a batch, the latest row per key wins (by ``order_by``, then delivery order)."""
+    order = [F.col(order_by).desc_nulls_last()] if order_by else []
+    w = Window.partitionBy(*key).orderBy(*order, F.col("_source_file").desc(), F.col("_line").desc())
+    return df.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn")
+
+
+def _drop_excluded(lines: DataFrame, source: str, excluded: DataFrame) -> DataFrame:
+    cols = LANDING_COLUMNS[source]
+    if LANDING_FORMAT[source] == "jsonl":
+        cid = F.get_json_object("raw", "$.customer_id")
+    else:
+        cid = F.from_csv("raw", landing_string_schema(source).simpleString(), {"escape": '"'})["customer_id"]
+    del cols
+    return (lines.withColumn("_cid", F.trim(cid))
+            .join(F.broadcast(excluded.select(F.col("customer_id").alias("_cid"))), "_cid", "left_anti")
+            .drop("_cid"))

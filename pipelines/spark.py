@@ -1,0 +1,55 @@
+"""The one place a SparkSession is built: Delta enabled, jars from the project cache, settings from config.
+
+Example::
+
+    >>> from pipelines.config import load_settings
+    >>> spark = build_session(load_settings().spark)
+    >>> spark.range(1).count()
+    1
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from pyspark.sql import SparkSession
+
+from pipelines import jars
+from pipelines.config import SparkSettings
+
+
+def build_session(settings: SparkSettings, **extra_conf: str) -> SparkSession:
+    """Return the active session, or build one with Delta Lake configured.
+
+    On ``local[...]`` masters the Delta jars come from the cache filled by ``make setup``; on a cluster set
+    ``spark.delta_jars: provided`` when the image already has them, or keep ``cache`` to ship them.
+    """
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = (
+        SparkSession.builder.appName(settings.app_name)
+        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+        .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
+        .config("spark.ui.showConsoleProgress", "false")
+        # Deletion vectors are purged explicitly on erasure (REORG ... APPLY (PURGE)); keep them for speed.
+        .config("spark.databricks.delta.properties.defaults.enableDeletionVectors", "true")
+    )
+    if os.environ.get("SPARK_MASTER_OVERRIDE"):
+        builder = builder.master(os.environ["SPARK_MASTER_OVERRIDE"])
+    elif settings.master:
+        builder = builder.master(settings.master)
+    if settings.delta_jars == "cache":
+        missing = jars.missing_jars()
+        if missing:
+            raise RuntimeError(
+                "Delta jars are missing from the cache (" + ", ".join(p.name for p in missing) + "): run `make setup`"
+            )
+        builder = builder.config("spark.jars", ",".join(str(p) for p in jars.jar_paths()))
+    for key, value in {**settings.conf, **extra_conf}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
