@@ -108,6 +108,18 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_segments_validate(args: argparse.Namespace) -> int:
+    from pipelines.segments.cli import cmd_validate
+
+    return cmd_validate([Path(p) for p in args.paths], _settings(args))
+
+
+def cmd_segments_preview(args: argparse.Namespace) -> int:
+    from pipelines.segments.cli import cmd_preview
+
+    return cmd_preview(Path(args.warehouse), _settings(args), args.markdown)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipelines.demo import run_demo
 
@@ -143,6 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--warehouse", required=True)
     sp.add_argument("--as-of", type=_date, required=True, dest="as_of")
     sp.add_argument("--full-refresh", action="store_true", help="recompute derived tables from all silver data")
+
+    segs = sub.add_parser("segments", help="segment definitions").add_subparsers(dest="segments_command", required=True)
+    sp = add("validate", cmd_segments_validate, "check segment definitions (default: the project's segments/)", segs)
+    sp.add_argument("paths", nargs="*", help="files or folders (default: segments/)")
+    sp = add("preview", cmd_segments_preview, "thresholded size of every segment on the last run", segs)
+    sp.add_argument("--warehouse", required=True)
+    sp.add_argument("--markdown", metavar="BASE_REF", default=None,
+                    help="also print a markdown summary of segments changed since BASE_REF (for a PR)")
 
     keys = sub.add_parser("keys", help="secret keys per recipient").add_subparsers(dest="keys_command", required=True)
     sp = add("new", cmd_keys_new, "write a key file with fresh random keys for every recipient", keys)
