@@ -12,7 +12,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Mapping
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
@@ -149,7 +148,9 @@ def ingest_source(
     lines = read_raw_lines(spark, files, landing, source)
     if excluded is not None and "customer_id" in LANDING_COLUMNS[source]:
         lines = _drop_excluded(lines, source, excluded)
-    lines = lines.persist(StorageLevel.MEMORY_AND_DISK)
+    # Materialised once: line ids must not change between the bronze write and the quarantine write.
+    lines = lines.localCheckpoint(eager=True)
+    checked: DataFrame | None = None
     try:
         bronze = lines.select(
             F.lit(source).alias("source"), "raw", "_source_file", "_line", F.lit(run_id).alias("_run_id"),
@@ -160,7 +161,7 @@ def ingest_source(
         io.append(bronze, wh.table("bronze", source))
 
         checked = validate(parse_lines(lines, source), rules, reference, ingested_at, max_skew_minutes, min_year)
-        checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
+        checked = checked.localCheckpoint(eager=True)
         silver_path = wh.table("silver", source)
         valid = checked.where(F.col("_reason").isNull())
         if rules.snapshot is None and io.exists(spark, silver_path):
@@ -173,7 +174,9 @@ def ingest_source(
             checked = (checked.join(seen, ["_source_file", "_line"], "left")
                        .withColumn("_reason", F.when(F.col("_seen"), F.lit("duplicate: already ingested"))
                                    .otherwise(F.col("_reason"))).drop("_seen"))
-            checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
+            # Materialised before silver changes: re-evaluating the check after the insert would see the
+            # batch's own rows as "already ingested".
+            checked = checked.localCheckpoint(eager=True)
             valid = checked.where(F.col("_reason").isNull())
 
         q_path = wh.table("ops", "quarantine")
@@ -197,10 +200,11 @@ def ingest_source(
         io.append(done, wh.table("ops", "ingested_files"))
         rows = sum(v[0] for v in stats.values())
         quarantined = sum(v[1] for v in stats.values())
-        checked.unpersist()
         return IngestResult(source, len(files), rows, rows - quarantined, quarantined, reasons)
     finally:
-        lines.unpersist()
+        for df in (lines, checked):
+            if df is not None:
+                df.unpersist()
 
 
 def _latest_per_key(df: DataFrame, key: tuple[str, ...], order_by: str | None) -> DataFrame:

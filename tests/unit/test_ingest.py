@@ -1,0 +1,137 @@
+"""Ingestion: every bad-row kind of contract section 2 is quarantined with a reason; nothing is lost;
+files are read once; replays add nothing."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from conftest import write_csv, write_jsonl
+from pipelines import io
+from pipelines.sources.ingest import ingest_source
+from pipelines.sources.reference_sets import reference_sets
+from pipelines.sources.rules import load_source_rules
+
+NOW = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)
+
+GOOD_CUSTOMER = 'c1,Ann,"Peeters, ""Jr""",ann@x.be,+32470000001,1990-05-01,F,nl,a1,9000,residential,true,true,false,2020-01-01,,2026-11-01T10:00:00+01:00'
+
+
+def ingest(spark, settings, tmp_path: Path, source: str, run_id: str = "r1", now: datetime = NOW):
+    rules = load_source_rules(settings.conf_dir)
+    wh = io.Warehouse(tmp_path / "wh")
+    result = ingest_source(spark, wh, tmp_path / "landing", rules[source], reference_sets(settings), run_id, now)
+    return wh, result
+
+
+def quarantine(spark, wh, source):
+    q = io.read(spark, wh.table("ops", "quarantine"))
+    return sorted((r.reason, r.raw) for r in q.where(F.col("source") == source).collect())
+
+
+def test_csv_bad_row_kinds(spark, settings, tmp_path):
+    lines = [
+        GOOD_CUSTOMER,
+        GOOD_CUSTOMER,                                                                   # duplicate
+        'c2,Bo,Smet,bo@x.be,+32470000002,1990-13-45,M,fr,a2,1000,residential,true,false,false,2020-01-01,,2026-11-01T10:00:00+01:00',  # wrong type
+        'c3,Cy,Smet,cy@x.be,+32470000003,1990-01-01,Q,fr,a3,1000,residential,true,false,false,2020-01-01,,2026-11-01T10:00:00+01:00',  # unknown code
+        'c4,Di,Smet,di@x.be,+32470000004,1990-01-01,F,fr,a4,1000,residential,true,false,false,2020-01-01,,2099-11-01T10:00:00+01:00',  # future
+        'c5,Ed,Smet,ed@x.be,+3247',                                                                                               # truncated
+        'c6,"Unclosed,Smet,ed@x.be,+32470000006,1990-01-01,F,fr,a4,1000,residential,true,false,false,2020-01-01,,2026-11-01T10:00:00+01:00',  # cut in a quote
+        'c7,Fa,Smet,fa@x.be,+32470000007,1990-01-01,F,fr,a7,1000,residential,maybe,false,false,2020-01-01,,2026-11-01T10:00:00+01:00',  # wrong boolean
+        'c8,Ga,Smet,ga@x.be,+32470000008,1990-01-01,F,fr,a8,1000,residential,true,false,false,2020-01-01,,2026-11-01T10:00:00',  # no offset
+        'c9,Ha,Smet,ha@x.be,+32470000009,1990-01-01,F,fr,a9,9999,residential,true,false,false,2020-01-01,,2026-11-01T10:00:00+01:00',  # unknown postal code
+        'c10,Ia,Smet,ia@x.be,0470000010,1990-01-01,F,fr,a9,1000,residential,true,false,false,2020-01-01,,2026-11-01T10:00:00+01:00',  # phone not E.164
+        'c11,Ja,Smet,ja@x.be,+32470000011,1990-01-01,F,fr,a9,1000,residential,true,false,false,2020-01-01,,2026-11-01T10:00:00+01:00,extra',  # too many fields
+        ',Ka,Smet,ka@x.be,+32470000012,1990-01-01,F,fr,a9,1000,residential,true,false,false,2020-01-01,,2026-11-01T10:00:00+01:00',  # no id
+    ]
+    write_csv(tmp_path / "landing", "customers", "date=2026-11-01/part-1.csv", lines)
+    wh, result = ingest(spark, settings, tmp_path, "customers")
+    reasons = [r for r, _ in quarantine(spark, wh, "customers")]
+    assert sorted(reasons) == sorted([
+        "duplicate: customer_id,updated_at", "wrong type: birth_date", "unknown code: gender",
+        "timestamp after ingestion: updated_at", "truncated line: fewer than 17 fields",
+        "truncated line: unbalanced quote", "wrong type: tv_subscription", "wrong type: updated_at",
+        "unknown code: postal_code", "invalid format: phone", "malformed line: more than 17 fields",
+        "missing value: customer_id",
+    ])
+    assert (result.rows, result.valid, result.quarantined) == (13, 1, 12)
+    silver = io.read(spark, wh.table("silver", "customers")).collect()
+    assert [(r.customer_id, r.last_name, r.tv_subscription, r.birth_date.isoformat()) for r in silver] == [
+        ("c1", 'Peeters, "Jr"', True, "1990-05-01")]
+    # Nothing is lost: every line is kept raw in bronze.
+    assert io.read(spark, wh.table("bronze", "customers")).count() == 13
+
+
+def test_jsonl_bad_rows_and_future_dated_events_are_kept(spark, settings, tmp_path):
+    ok = {"event_id": "e1", "customer_id": "c1", "purpose": "web_profile", "action": "grant",
+          "channel": "myproximus_web", "event_ts": "2026-11-20T10:00:00+01:00"}
+    future_valid = dict(ok, event_id="e2", event_ts="2026-11-26T05:00:00+01:00")  # after as-of, before ingestion
+    write_jsonl(tmp_path / "landing", "consent_events", "date=2026-11-25/part-1.jsonl", [
+        ok, ok, future_valid,
+        dict(ok, event_id="e3", purpose="telepathy"),
+        dict(ok, event_id="e4", action="maybe"),
+        dict(ok, event_id="e5", event_ts="2099-01-01T00:00:00+01:00"),
+        dict(ok, event_id="e6", event_ts="yesterday"),
+        '{"event_id": "e7", "customer_id": "c1", "purp',
+        "not json at all",
+    ])
+    wh, result = ingest(spark, settings, tmp_path, "consent_events")
+    reasons = sorted(r for r, _ in quarantine(spark, wh, "consent_events"))
+    assert reasons == sorted([
+        "duplicate: event_id", "unknown code: purpose", "unknown code: action",
+        "timestamp after ingestion: event_ts", "wrong type: event_ts",
+        "malformed JSON: truncated or invalid line", "malformed JSON: not an object",
+    ])
+    ids = sorted(r.event_id for r in io.read(spark, wh.table("silver", "consent_events")).collect())
+    assert ids == ["e1", "e2"]
+    assert result.reasons["duplicate: event_id"] == 1
+
+
+def test_files_are_read_once_and_redelivered_rows_are_duplicates(spark, settings, tmp_path):
+    row = "v1,c1,decoder,ch1,p1,Sports,Football,2026-11-01T20:00:00+01:00,3600"
+    write_csv(tmp_path / "landing", "tv_viewing", "date=2026-11-01/part-1.csv", [row])
+    wh, first = ingest(spark, settings, tmp_path, "tv_viewing", "r1")
+    assert (first.files, first.valid) == (1, 1)
+    _, again = ingest(spark, settings, tmp_path, "tv_viewing", "r2")
+    assert again.files == 0                       # nothing new: nothing read
+    write_csv(tmp_path / "landing", "tv_viewing", "date=2026-11-02/part-1.csv",
+              [row, "v2,c1,app,ch1,p2,Comedy,,2026-11-02T20:00:00+01:00,1800"])
+    _, second = ingest(spark, settings, tmp_path, "tv_viewing", "r3")
+    assert (second.files, second.valid, second.quarantined) == (1, 1, 1)
+    assert second.reasons == {"duplicate: already ingested": 1}
+    assert sorted(r.view_id for r in io.read(spark, wh.table("silver", "tv_viewing")).collect()) == ["v1", "v2"]
+
+
+def test_customer_snapshot_latest_update_wins(spark, settings, tmp_path):
+    old = GOOD_CUSTOMER
+    new = GOOD_CUSTOMER.replace(",9000,", ",1000,").replace("2026-11-01T10:00:00+01:00", "2026-11-10T10:00:00+01:00")
+    write_csv(tmp_path / "landing", "customers", "date=2026-11-10/part-1.csv", [new])
+    ingest(spark, settings, tmp_path, "customers", "r1")
+    # an older snapshot delivered later never overwrites the newer one
+    write_csv(tmp_path / "landing", "customers", "date=2026-11-11/part-1.csv", [old])
+    wh, _ = ingest(spark, settings, tmp_path, "customers", "r2")
+    rows = io.read(spark, wh.table("silver", "customers")).collect()
+    assert [(r.customer_id, r.postal_code) for r in rows] == [("c1", "1000")]
+
+
+def test_quarantine_keeps_raw_record_and_run_id(spark, settings, tmp_path):
+    bad = "p1,c1,smartphone,ultra,2026-11-01T10:00:00+01:00,999"
+    write_csv(tmp_path / "landing", "purchases", "date=2026-11-01/part-1.csv", [bad])
+    wh, _ = ingest(spark, settings, tmp_path, "purchases", "run-42")
+    q = io.read(spark, wh.table("ops", "quarantine")).collect()
+    assert [(r.source, r.reason, r.raw, r.run_id, r.customer_id, r.source_file) for r in q] == [
+        ("purchases", "unknown code: product_tier", bad, "run-42", "c1", "purchases/date=2026-11-01/part-1.csv")]
+
+
+def test_warehouse_lock_refuses_a_second_run(tmp_path):
+    wh = io.Warehouse(tmp_path / "wh")
+    with wh.lock("run --as-of 2026-11-25"):
+        with pytest.raises(io.WarehouseLocked, match="in use by another run"):
+            with wh.lock("run --as-of 2026-11-25"):
+                pass
+    with wh.lock("run"):  # released afterwards
+        pass
