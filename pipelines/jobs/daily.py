@@ -6,6 +6,7 @@ a critical data-quality failure leaves the previously published version in place
 """
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -140,9 +141,43 @@ def publish(ctx: RunContext) -> None:
             io.overwrite(df, ctx.wh.table("gold", name))
 
 
-#: Stages after the gate, in order; each takes the context and the eligibility table and may add outputs.
-Stage = Callable[[RunContext, DataFrame], None]
-STAGES: list[tuple[str, Stage]] = []
+def params_of(ctx: RunContext) -> dict[str, str]:
+    """MLflow parameters of a run: as-of date, configuration hash, code version, definitions and mapping versions."""
+    from pipelines.reference.taxonomy import read_mappings
+    from pipelines.tracking.mlflow_run import code_version
+
+    params = {
+        "as_of": ctx.as_of.isoformat(), "run_id": ctx.run_id, "config_hash": ctx.settings.config_hash,
+        "code_version": code_version(), "full_refresh": str(ctx.full_refresh),
+        "segment_definitions_hash": _definitions_hash(ctx.settings),
+        "spark_master": ctx.spark.sparkContext.master,
+    }
+    for name, version in read_mappings(ctx.settings.conf_dir).versions.items():
+        params[f"mapping_version.{name}"] = version
+    return params
+
+
+def _definitions_hash(settings: Settings) -> str:
+    """SHA-256 over the segment definition files (names and contents), so a run names the definitions it used."""
+    folder = Path(settings.segments.path)
+    folder = folder if folder.is_absolute() else settings.conf_dir.parent / folder
+    digest = hashlib.sha256()
+    for f in sorted(folder.glob("*.yaml")):
+        digest.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _stages() -> list[tuple[str, "Stage"]]:
+    """The stages after the consent gate, in order (imported here so each concern stays in its own module).
+
+    Profiles, segments, Ads & Data, geography, reports and refinement upkeep are wired here as each lands
+    with its end-to-end test; until then a run publishes the silver layer, the consent state and the
+    data-quality results.
+    """
+    return []
+
+
+Stage = Callable[[RunContext, DataFrame], object]
 
 
 def run_daily(
@@ -158,26 +193,62 @@ def run_daily(
     full_refresh: bool = False,
     progress: Progress | None = None,
 ) -> RunResult:
-    """Run the daily pipeline for ``as_of``; raises :class:`RunFailed` (after recording it) on failure."""
+    """Run the daily pipeline for ``as_of``; raises :class:`RunFailed` (after recording it) on failure.
+
+    Order: ingest erasure requests → erase (tombstones) → ingest the other sources → input quality →
+    consent gate → retention → profiles → segments → Ads & Data → geography → reports → refinement upkeep →
+    output quality → publish (only when no critical check failed) → record (ops/runs, MLflow).
+    """
+    from pipelines.quality.suites import critical_failures, describe_failures, record_results, validate_inputs, validate_outputs
+    from pipelines.tracking.mlflow_run import RunTracker
+
     now = now or datetime.now(timezone.utc)
     wh = io.Warehouse(Path(warehouse))
     ctx = RunContext(spark, settings, wh, Path(landing), as_of, run_id or new_run_id(as_of, now), now, keys,
                      progress or Progress(), full_refresh=full_refresh)
-    with wh.lock(f"run --as-of {as_of}"):
+    with wh.lock(f"run --as-of {as_of}"), RunTracker(settings, wh.root, ctx.run_id) as tracker:
         ctx.progress.say(f"run {ctx.run_id} as of {as_of}: landing {landing} -> warehouse {warehouse}")
-        record_run(ctx, "running")
+        record_run(ctx, "running", mlflow_run_id=tracker.run_id)
+        elig = None
         try:
+            ctx.params.update(params_of(ctx))
+            tracker.log_params(ctx.params)
             stage_ingest(ctx)
+            with ctx.progress.stage("quality: inputs"):
+                results = validate_inputs(ctx)
             elig = stage_gate(ctx)
-            for _, stage in STAGES:
+            for _, stage in _stages():
                 stage(ctx, elig)
+            with ctx.progress.stage("quality: outputs") as counts:
+                results += validate_outputs(ctx)
+                report_dir = record_results(ctx, results)
+                failed = critical_failures(results)
+                counts.update(checks=len(results), critical_failures=len(failed))
+            ctx.progress.say(f"data-quality report: {report_dir / 'dq_report.html'}")
+            if failed:
+                raise RunFailed(describe_failures(failed, report_dir))
             publish(ctx)
         except Exception as exc:
+            finished = datetime.now(timezone.utc)
             record_run(ctx, "failed", message=f"{type(exc).__name__}: {exc}".splitlines()[0],
-                       finished=datetime.now(timezone.utc))
+                       mlflow_run_id=tracker.run_id, finished=finished)
+            _track(tracker, ctx)
             raise
-        record_run(ctx, "succeeded", finished=datetime.now(timezone.utc))
-        for df in ctx.outputs.values():
-            df.unpersist()
-        elig.unpersist()
+        finally:
+            for df in ctx.outputs.values():
+                df.unpersist()
+            if elig is not None:
+                elig.unpersist()
+        record_run(ctx, "succeeded", mlflow_run_id=tracker.run_id, finished=datetime.now(timezone.utc))
+        _track(tracker, ctx)
     return RunResult(ctx.run_id, as_of, "succeeded", dict(ctx.metrics), dict(ctx.progress.timings), tuple(ctx.outputs))
+
+
+def _track(tracker, ctx: RunContext) -> None:
+    """Metrics (counts, funnel, sizes, timings) and the run's reports as MLflow artifacts."""
+    metrics = dict(ctx.metrics)
+    metrics.update({f"time.{name}": seconds for name, seconds in ctx.progress.timings.items()})
+    tracker.log_metrics(metrics)
+    reports = ctx.wh.reports / ctx.run_id
+    if reports.is_dir():
+        tracker.log_artifacts(reports, "reports")

@@ -75,10 +75,7 @@ def new_key_file(path: Path, recipients: tuple[str, ...], now: datetime | None =
         kid = _new_key_id(r, now)
         ids[r] = kid
         doc["recipients"][r] = {"active": kid, "keys": {kid: {"secret": secrets.token_hex(32), "created": now.isoformat()}}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(doc, fh, indent=2)
+    _write_doc(Path(path), doc)
     return ids
 
 
@@ -90,19 +87,44 @@ def rotate(path: Path, recipient: str, now: datetime | None = None) -> str:
     kid = _new_key_id(recipient, now)
     entry["keys"][kid] = {"secret": secrets.token_hex(32), "created": now.isoformat()}
     entry["active"] = kid
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(doc, fh, indent=2)
+    _write_doc(Path(path), doc)
     return kid
 
 
+def _write_doc(path: Path, doc: dict) -> None:
+    """Write the key file atomically (temp file, fsync, rename), mode 600.
+
+    A crash half-way through ``rotate`` must never leave a truncated file: it holds the only copy of every key.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(doc, fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def _read_doc(path: Path) -> dict:
+    # Errors are raised outside the ``except`` blocks: a JSONDecodeError / UnicodeDecodeError holds the whole
+    # file (secrets included) and would otherwise stay reachable as ``__context__`` of the error we raise.
+    doc: object = None
+    problem = ""
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise KeyError_(f"key file not found: {path}") from None
+        problem = "not found"
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise KeyError_(f"key file {path} is not valid JSON") from None
+        problem = "not valid JSON"
+    if problem == "not found":
+        raise KeyError_(f"key file not found: {path}")
+    if problem:
+        raise KeyError_(f"key file {path} is not valid JSON")
     if not isinstance(doc, dict) or doc.get("format") != 1 or not isinstance(doc.get("recipients"), dict):
         raise KeyError_(f"key file {path} has an unknown format (expected format 1)")
     return doc
@@ -112,14 +134,25 @@ def load_keys(path: Path) -> KeyRing:
     """Parse a key file into a :class:`KeyRing`."""
     doc = _read_doc(path)
     out = {}
+    owners: dict[bytes, str] = {}
     for recipient, entry in doc["recipients"].items():
+        keys: dict[str, Key] = {}
+        active: Key | None = None
         try:
             keys = {kid: Key(kid, bytes.fromhex(v["secret"])) for kid, v in entry["keys"].items()}
             active = keys[entry["active"]]
         except (KeyError, ValueError, TypeError, AttributeError):
-            raise KeyError_(f"key file {path}: recipient {recipient!r} is malformed") from None
-        if len(active.secret) < 16:
-            raise KeyError_(f"key file {path}: key {active.key_id} is shorter than 128 bits")
+            active = None  # raised below, outside the handler (see _read_doc)
+        if active is None:
+            raise KeyError_(f"key file {path}: recipient {recipient!r} is malformed")
+        for key in keys.values():
+            if len(key.secret) < 16:
+                raise KeyError_(f"key file {path}: key {key.key_id} is shorter than 128 bits")
+            if key.secret in owners and owners[key.secret] != key.key_id:
+                # The same secret under two key ids (two recipients, or copied on rotation) would give the same
+                # pseudonyms and link them across recipients or keys (A2).
+                raise KeyError_(f"key file {path}: keys {owners[key.secret]} and {key.key_id} share the same secret")
+            owners[key.secret] = key.key_id
         out[recipient] = RecipientKeys(recipient, active, tuple(k for kid, k in sorted(keys.items()) if kid != active.key_id))
     if INTERNAL not in out:
         raise KeyError_(f"key file {path} has no internal key; create one with `audience keys new`")
