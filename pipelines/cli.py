@@ -120,6 +120,24 @@ def cmd_segments_preview(args: argparse.Namespace) -> int:
     return cmd_preview(Path(args.warehouse), _settings(args), args.markdown)
 
 
+def cmd_refine(args: argparse.Namespace) -> int:
+    from pipelines.refinement.cli import cmd_refine as refine
+
+    return refine(Path(args.warehouse), Path(args.request), _settings(args))
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from pipelines.rights.cli import cmd_forget as forget
+
+    return forget(Path(args.warehouse), args.customer_id, _settings(args))
+
+
+def cmd_access(args: argparse.Namespace) -> int:
+    from pipelines.rights.cli import cmd_access as access
+
+    return access(Path(args.warehouse), args.customer_id, Path(args.out), _settings(args))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipelines.demo import run_demo
 
@@ -155,6 +173,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--warehouse", required=True)
     sp.add_argument("--as-of", type=_date, required=True, dest="as_of")
     sp.add_argument("--full-refresh", action="store_true", help="recompute derived tables from all silver data")
+
+    sp = add("refine", cmd_refine, "refine one advertiser list (contract section 4); prints thresholded counts only")
+    sp.add_argument("--warehouse", required=True)
+    sp.add_argument("--request", required=True, help="request JSON naming the uploaded list")
+
+    sp = add("forget", cmd_forget, "erase one data subject from every table, including old table versions")
+    sp.add_argument("--warehouse", required=True)
+    sp.add_argument("--customer-id", required=True, dest="customer_id")
+
+    sp = add("access", cmd_access, "write everything held on one data subject as JSON (GDPR art. 15)")
+    sp.add_argument("--warehouse", required=True)
+    sp.add_argument("--customer-id", required=True, dest="customer_id")
+    sp.add_argument("--out", required=True)
 
     segs = sub.add_parser("segments", help="segment definitions").add_subparsers(dest="segments_command", required=True)
     sp = add("validate", cmd_segments_validate, "check segment definitions (default: the project's segments/)", segs)

@@ -102,6 +102,20 @@ def read(spark: SparkSession, path: Path, schema: StructType | None = None) -> D
     return spark.createDataFrame([], schema)
 
 
+def materialise(df: DataFrame) -> DataFrame:
+    """Compute ``df`` once and cut its lineage: later plans that use it start from the stored rows.
+
+    Why: the stages build on each other's outputs (profiles -> segments -> Ads & Data), and a DataFrame used
+    in several branches is expanded in every one of them; without a cut, query plans grow exponentially and
+    Spark spends minutes just describing them. A reliable checkpoint is used when the SparkContext has a
+    checkpoint directory (``run_daily`` sets one under the warehouse, so a lost executor cannot lose the rows);
+    otherwise a local checkpoint (executor storage; fine in local mode).
+    """
+    if df.sparkSession.sparkContext.getCheckpointDir():
+        return df.checkpoint(eager=True)
+    return df.localCheckpoint(eager=True)
+
+
 def overwrite(df: DataFrame, path: Path, partition_by: tuple[str, ...] = ()) -> None:
     """Replace a table's content in one transaction (schema may evolve)."""
     writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")

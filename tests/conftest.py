@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+import re
+import shutil
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -71,3 +74,78 @@ def write_jsonl(landing: Path, source: str, name: str, records: list[dict | str]
 @pytest.fixture(scope="session")
 def conf_dir() -> Path:
     return CONF_DIR
+
+
+# --- the shared end-to-end run ------------------------------------------------------------------------------
+# One generated landing zone and two daily runs, shared by every end-to-end test of the session (generating and
+# running the whole pipeline is the expensive part); tests that change the warehouse work on a copy.
+
+END = date(2026, 11, 24)
+CUSTOMERS = 150
+DAYS = 4
+SEED = 7
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    generated: Path
+    landing: Path
+    wh: "io.Warehouse"
+    keys_file: Path
+    first: "RunResult"
+    second: "RunResult"
+
+
+def deliver(generated: Path, landing: Path, through: date) -> None:
+    """Copy the generated files dated up to ``through`` into the landing zone (as daily deliveries would)."""
+    for f in generated.rglob("*"):
+        m = re.search(r"date=(\d{4}-\d{2}-\d{2})", str(f))
+        if f.is_file() and m and date.fromisoformat(m.group(1)) <= through:
+            dest = landing / f.relative_to(generated)
+            if not dest.exists():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(f, dest)
+
+
+@pytest.fixture(scope="session")
+def e2e_keys_file(tmp_path_factory) -> Path:
+    from pipelines.privacy.keys import new_key_file
+
+    path = tmp_path_factory.mktemp("keys") / "keys.json"
+    new_key_file(path, ("adsdata",), now=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    return path
+
+
+@pytest.fixture(scope="session")
+def e2e_keyring(e2e_keys_file):
+    from pipelines.privacy.keys import load_keys
+
+    return load_keys(e2e_keys_file)
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(spark, settings, tmp_path_factory, e2e_keys_file, e2e_keyring) -> PipelineRun:
+    from pipelines.generate.landing import GenerateOptions, generate_landing
+    from pipelines.jobs.daily import run_daily
+
+    base = tmp_path_factory.mktemp("e2e")
+    generated, landing, warehouse = base / "generated", base / "landing", base / "warehouse"
+    generate_landing(spark, generated, GenerateOptions(customers=CUSTOMERS, days=DAYS, end_date=END, seed=SEED),
+                     settings)
+    deliver(generated, landing, END - timedelta(days=1))
+    first = run_daily(spark, settings, landing, warehouse, END - timedelta(days=1), e2e_keyring,
+                      now=datetime(2026, 11, 24, 6, tzinfo=timezone.utc))
+    deliver(generated, landing, END)
+    second = run_daily(spark, settings, landing, warehouse, END, e2e_keyring,
+                       now=datetime(2026, 11, 25, 6, tzinfo=timezone.utc))
+    from pipelines import io
+
+    return PipelineRun(generated, landing, io.Warehouse(warehouse), e2e_keys_file, first, second)
+
+
+def warehouse_copy(run: PipelineRun, dest: Path):
+    """A private copy of the shared warehouse, for tests that change it."""
+    from pipelines import io
+
+    shutil.copytree(run.wh.root, dest, ignore=shutil.ignore_patterns(".audience.lock"))
+    return io.Warehouse(dest)

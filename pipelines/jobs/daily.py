@@ -7,6 +7,7 @@ a critical data-quality failure leaves the previously published version in place
 from __future__ import annotations
 
 import hashlib
+import shutil
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -52,6 +53,9 @@ class RunContext:
     params: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, DataFrame] = field(default_factory=dict)
     full_refresh: bool = False
+    #: Side effects beyond the gold tables (delivery files, ledgers) that must happen only when the run
+    #: publishes; run in order by :func:`publish` after the tables are written.
+    after_publish: list[Callable[[], None]] = field(default_factory=list)
 
     def silver(self, source: str) -> DataFrame:
         """A silver source table (empty with its schema when nothing was ingested yet)."""
@@ -73,16 +77,27 @@ def new_run_id(as_of: date, now: datetime) -> str:
 
 
 def stage_ingest(ctx: RunContext) -> None:
-    """Ingest every source's new landing files into bronze, silver and the quarantine."""
+    """Ingest every source's new landing files into bronze, silver and the quarantine.
+
+    Erasure requests come first and are carried out at once (:func:`~pipelines.rights.erasure.stage_erasure`):
+    the other sources of the same run then drop every raw line of an erased person (tombstones) before bronze.
+    """
+    from pipelines.rights.erasure import stage_erasure, tombstone_filter
+
     rules = load_source_rules(ctx.settings.conf_dir)
     reference = reference_sets(ctx.settings)
     results: list[IngestResult] = []
+    line_filter = None
     for source in INGEST_ORDER:
+        if source != "erasure_requests" and line_filter is None:
+            stage_erasure(ctx)
+            line_filter = tombstone_filter(ctx.spark, ctx.wh, ctx.keys)
         with ctx.progress.stage(f"ingest {source}") as counts:
             excluded = None if source == "erasure_requests" else ctx.silver("erasure_requests").select("customer_id")
             r = ingest_source(
                 ctx.spark, ctx.wh, ctx.landing, rules[source], reference, ctx.run_id, ctx.started,
                 ctx.settings.ingestion.max_clock_skew_minutes, ctx.settings.ingestion.min_year, excluded,
+                line_filter,
             )
             counts.update(files=r.files, rows=r.rows, quarantined=r.quarantined)
             results.append(r)
@@ -139,6 +154,8 @@ def publish(ctx: RunContext) -> None:
     for name, df in ctx.outputs.items():
         with ctx.progress.stage(f"publish {name}"):
             io.overwrite(df, ctx.wh.table("gold", name))
+    for action in ctx.after_publish:
+        action()
 
 
 def params_of(ctx: RunContext) -> dict[str, str]:
@@ -170,11 +187,29 @@ def _definitions_hash(settings: Settings) -> str:
 def _stages() -> list[tuple[str, "Stage"]]:
     """The stages after the consent gate, in order (imported here so each concern stays in its own module).
 
-    Profiles, segments, Ads & Data, geography, reports and refinement upkeep are wired here as each lands
-    with its end-to-end test; until then a run publishes the silver layer, the consent state and the
-    data-quality results.
+    Retention runs first (it may erase customers whose contract ended long ago, which vacuums files, so no other
+    DataFrame of the run may be reading them yet); profiles feed segments; segments feed Ads & Data and
+    refinement upkeep; geography and the reports read the profiles and the silver sources.
     """
-    return []
+    from pipelines.exports.adsdata import stage_adsdata
+    from pipelines.privacy.geo import stage_geo
+    from pipelines.profiles.build import stage_profiles
+    from pipelines.refinement.campaign_reports import stage_campaign_reports
+    from pipelines.refinement.match_keys import stage_match_keys
+    from pipelines.refinement.refine import stage_activation_lists
+    from pipelines.reports.viewing import stage_viewing_reports
+    from pipelines.segments.stats import stage_segments
+
+    return [
+        ("profiles", stage_profiles),
+        ("segments", stage_segments),
+        ("ads & data", stage_adsdata),
+        ("geography", stage_geo),
+        ("viewing reports", stage_viewing_reports),
+        ("match keys", stage_match_keys),
+        ("activation lists", stage_activation_lists),
+        ("campaign reports", stage_campaign_reports),
+    ]
 
 
 Stage = Callable[[RunContext, DataFrame], object]
@@ -196,10 +231,11 @@ def run_daily(
     """Run the daily pipeline for ``as_of``; raises :class:`RunFailed` (after recording it) on failure.
 
     Order: ingest erasure requests → erase (tombstones) → ingest the other sources → input quality →
-    consent gate → retention → profiles → segments → Ads & Data → geography → reports → refinement upkeep →
+    retention → consent gate → profiles → segments → Ads & Data → geography → reports → refinement upkeep →
     output quality → publish (only when no critical check failed) → record (ops/runs, MLflow).
     """
     from pipelines.quality.suites import critical_failures, describe_failures, record_results, validate_inputs, validate_outputs
+    from pipelines.rights.retention import stage_retention
     from pipelines.tracking.mlflow_run import RunTracker
 
     now = now or datetime.now(timezone.utc)
@@ -210,12 +246,14 @@ def run_daily(
         ctx.progress.say(f"run {ctx.run_id} as of {as_of}: landing {landing} -> warehouse {warehouse}")
         record_run(ctx, "running", mlflow_run_id=tracker.run_id)
         elig = None
+        checkpoints = _checkpoint_dir(ctx)
         try:
             ctx.params.update(params_of(ctx))
             tracker.log_params(ctx.params)
             stage_ingest(ctx)
             with ctx.progress.stage("quality: inputs"):
                 results = validate_inputs(ctx)
+            stage_retention(ctx)
             elig = stage_gate(ctx)
             for _, stage in _stages():
                 stage(ctx, elig)
@@ -239,9 +277,20 @@ def run_daily(
                 df.unpersist()
             if elig is not None:
                 elig.unpersist()
+            shutil.rmtree(checkpoints, ignore_errors=True)
         record_run(ctx, "succeeded", mlflow_run_id=tracker.run_id, finished=datetime.now(timezone.utc))
         _track(tracker, ctx)
     return RunResult(ctx.run_id, as_of, "succeeded", dict(ctx.metrics), dict(ctx.progress.timings), tuple(ctx.outputs))
+
+
+def _checkpoint_dir(ctx: RunContext) -> Path:
+    """A fresh checkpoint directory under the warehouse for :func:`io.materialise` (shared storage on a cluster,
+    so a lost executor loses no materialised rows). It holds personal data during the run only: leftovers of
+    a crashed run are removed here, under the warehouse lock, and the run removes its own at the end."""
+    path = ctx.wh.root / "_checkpoints"
+    shutil.rmtree(path, ignore_errors=True)
+    ctx.spark.sparkContext.setCheckpointDir(str(path))
+    return path
 
 
 def _track(tracker, ctx: RunContext) -> None:

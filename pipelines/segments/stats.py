@@ -22,7 +22,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
@@ -162,9 +161,9 @@ def stage_segments(ctx: Any, elig: DataFrame) -> None:
         for problem in result.errors:
             ctx.progress.say(f"segment skipped: {problem}")
         definitions = result.valid
-        membership = membership_for(
+        membership = io.materialise(membership_for(
             {ch: ctx.outputs[f"{ch}_profiles"] for ch in CHANNELS}, elig, definitions, catalogue, settings, ctx.as_of,
-        ).select(*SEGMENT_MEMBERSHIP.fieldNames()).persist(StorageLevel.MEMORY_AND_DISK)
+        ).select(*SEGMENT_MEMBERSHIP.fieldNames()))
 
         label_rel = f"reports/{ctx.run_id}/segments"
         computed = segment_stats(membership, definitions, settings, ctx.as_of, ctx.run_id, label_rel)

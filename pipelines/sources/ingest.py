@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -137,9 +137,14 @@ def ingest_source(
     max_skew_minutes: int = 10,
     min_year: int = 1900,
     excluded: DataFrame | None = None,
+    line_filter: Callable[[DataFrame], DataFrame] | None = None,
 ) -> IngestResult:
-    """Ingest the new files of one source. ``excluded`` (column ``customer_id``) lists erased people whose
-    rows must never come back (their tombstones): those rows are neither stored nor quarantined."""
+    """Ingest the new files of one source.
+
+    ``excluded`` (column ``customer_id``) lists people with a pending erasure request, and ``line_filter`` (the
+    erasure tombstones, :func:`pipelines.rights.erasure.tombstone_filter`) drops raw lines of people already
+    erased: those rows are neither stored in bronze nor quarantined, so re-delivered files never bring them back.
+    """
     source = rules.source
     files = new_files(spark, wh, landing, source)
     if not files:
@@ -148,6 +153,8 @@ def ingest_source(
     lines = read_raw_lines(spark, files, landing, source)
     if excluded is not None and "customer_id" in LANDING_COLUMNS[source]:
         lines = _drop_excluded(lines, source, excluded)
+    if line_filter is not None:
+        lines = line_filter(lines)
     # Materialised once: line ids must not change between the bronze write and the quarantine write.
     lines = lines.localCheckpoint(eager=True)
     checked: DataFrame | None = None

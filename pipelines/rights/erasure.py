@@ -1,0 +1,879 @@
+"""Erasure (R1, C3): a person leaves every table, every old table version and every later ingestion.
+
+``forget`` (``audience forget`` and the daily :func:`stage_erasure`) does, for a batch of customer ids::
+
+    1. plan       every Delta table of the warehouse -> its rule in ERASURE_MAP (unknown table: generic rule)
+    2. identify   the person's identifiers: customer id, device ids (identity links, raw and quarantined link
+                  lines, web profiles, activation lists), e-mail and phone (silver, raw and quarantined
+                  customer lines), Ads & Data pseudonyms (ledger)
+    3. tombstone  ops/tombstones += keyed hash of the customer id and of each device id (written first: a
+                  crash after this point is finished by the next run, never undone by a re-ingestion)
+    4. delete     one MERGE per table: rows matching the person are deleted (the Ads & Data ledger is
+                  scrubbed instead, so the next delivery revokes the pseudonyms: "a revocation goes to
+                  Ads & Data")
+    5. purge      per table: REORG ... APPLY (PURGE) (deletion vectors hide rows, they do not remove them),
+                  VACUUM RETAIN 0 HOURS (files of older versions), then, where the transaction log still
+                  mentions the person (column statistics hold min/max values!), a checkpoint and the removal
+                  of every older log entry
+    6. verify     no ``_delta_log`` file mentions any identifier of the person, or ErasureIncomplete
+
+How a table identifies a person is declared once, in :data:`ERASURE_MAP`: by customer id, by device id
+(web events carry no customer id), by pseudonym, or by matching the raw text of a landing line against every
+identifier as a whole CSV/JSON field (bronze and quarantine). A test checks that every table a full run
+creates is covered, so a new table cannot be forgotten; at run time an unmapped table is still searched (every
+string column, as text) and reported.
+
+**Retention override (documented).** Delta refuses ``VACUUM`` with a retention below
+``delta.deletedFileRetentionDuration`` (7 days) unless ``spark.databricks.delta.retentionDurationCheck.enabled``
+is false, because a concurrent reader or a time-travel query may still need the old files. Erasure must delete
+exactly those files, so the check is switched off on the session *for the duration of each erasure VACUUM only*
+and restored right after (:func:`retention_check_disabled`). This is safe because erasure runs under the
+warehouse lock (no concurrent run) and because time travel to versions holding an erased person is precisely
+what must become impossible. For the same reason the transaction log before the erasure is removed (Delta's own
+log cleanup only deletes entries older than ``delta.logRetentionDuration``, truncated to the day): after an
+erasure, a table's history starts at the erasure.
+
+**What is deliberately kept.** ``ops/tombstones`` (keyed hashes: they are what keeps the person erased, and
+without the internal key nobody can tell whose they are); the Ads & Data pseudonyms in ``ops/adsdata_ledger``
+with their customer id removed, until the next delivery has revoked them (the ledger drops them then); earlier
+delivery copies under ``exports/`` (pseudonymous files as delivered, pruned by the retention stage); aggregates
+(segment sizes, geo profiles, reports) from which nobody can be singled out.
+
+**Tombstones at ingestion.** :func:`tombstone_filter` gives ingestion a filter for raw landing lines: every
+whole field of a line is hashed with the internal key(s) and a line is dropped, before bronze, silver or the
+quarantine see it, when one of its fields is a tombstoned customer or device id. Re-delivering or re-ingesting
+old landing files therefore never brings an erased person back. Tombstones store ``HMAC-SHA256(internal key,
+"tombstone:" + lower(trim(id)))`` only, with the key id, request id and date; a rotated internal key keeps its
+old tombstones working as long as the retired key stays in the key file (:func:`tombstoned` refuses otherwise).
+
+Example::
+
+    >>> report = forget(spark, settings, wh, ["C00001234"], keys, now)
+    >>> report.people, report.summary()
+    (1, 'erased 1 person(s): ... rows deleted in ... tables, ... tables purged, ...')
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import reduce
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+from zoneinfo import ZoneInfo
+
+from delta.tables import DeltaTable
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, DateType, StringType, StructField, StructType
+
+from pipelines import io
+from pipelines.config import Settings
+from pipelines.privacy.keys import INTERNAL, KeyRing
+from pipelines.privacy.pseudonym import hmac_pads, keyed_hash
+from pipelines.schemas import LANDING_FORMAT, landing_string_schema
+
+if TYPE_CHECKING:  # type hints only: the daily job imports the stages
+    from pipelines.jobs.daily import RunContext
+
+# ------------------------------------------------------------------------------------------- the erasure map
+
+#: How a column identifies a person.
+CUSTOMER = "customer_id"   # the column holds the customer id
+DEVICE = "device_id"       # the column holds a cookie id, mobile advertising id, decoder id or ad-serving id
+PSEUDONYM = "pseudo_id"    # the column holds an Ads & Data pseudonym of the person
+TEXT = "text"              # free text (a raw landing line, a report string): any whole field may be an identifier
+KINDS = (CUSTOMER, DEVICE, PSEUDONYM, TEXT)
+
+#: What erasure does to a table.
+DELETE = "delete"  # delete the person's rows
+SCRUB = "scrub"    # set the identifying columns to null, keep the row (Ads & Data ledger: revocation pending)
+KEEP = "keep"      # holds nobody (the rule's note says why)
+
+
+@dataclass(frozen=True)
+class Locator:
+    """A column of a table that can hold one of the person's identifiers."""
+
+    column: str
+    kind: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown identifier kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+
+
+@dataclass(frozen=True)
+class TableRule:
+    """How erasure (and access) treats the tables matching ``pattern`` (``layer/name``, ``*`` allowed)."""
+
+    pattern: str
+    action: str
+    locators: tuple[Locator, ...] = ()
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.action not in (DELETE, SCRUB, KEEP):
+            raise ValueError(f"{self.pattern}: unknown action {self.action!r}")
+        if (self.action == KEEP) == bool(self.locators):
+            raise ValueError(f"{self.pattern}: a {self.action} rule needs {'no' if self.action == KEEP else 'some'} locators")
+
+
+def _delete(pattern: str, *locators: tuple[str, str], note: str = "") -> TableRule:
+    return TableRule(pattern, DELETE, tuple(Locator(c, k) for c, k in locators), note)
+
+
+def _keep(pattern: str, note: str) -> TableRule:
+    return TableRule(pattern, KEEP, (), note)
+
+
+#: Per table, the columns that identify a person. Exact names win over patterns. Keep it in step with the
+#: tables the pipeline writes: ``tests/unit/test_erasure.py`` fails when a table is missing.
+ERASURE_MAP: tuple[TableRule, ...] = (
+    # bronze: raw landing lines of every source; the person is any whole field of the line.
+    _delete("bronze/*", ("raw", TEXT), note="raw landing lines: matched field by field against every identifier"),
+    # silver sources
+    _delete("silver/customers", ("customer_id", CUSTOMER)),
+    _delete("silver/consent_events", ("customer_id", CUSTOMER)),
+    _delete("silver/erasure_requests", ("customer_id", CUSTOMER),
+            note="the request itself goes too; its id stays with the tombstone"),
+    _delete("silver/identity_links", ("customer_id", CUSTOMER), ("id_value", DEVICE)),
+    _delete("silver/tv_viewing", ("customer_id", CUSTOMER)),
+    _delete("silver/tv_ad_exposures", ("customer_id", CUSTOMER)),
+    _delete("silver/web_events", ("cookie_id", DEVICE), ("mobile_ad_id", DEVICE),
+            note="no customer id: found through the person's device ids"),
+    _delete("silver/purchases", ("customer_id", CUSTOMER)),
+    _delete("silver/loyalty_events", ("customer_id", CUSTOMER)),
+    _delete("silver/sociodemo_individual", ("customer_id", CUSTOMER)),
+    _keep("silver/sociodemo_area", "statistics per postal code, nobody's record"),
+    _keep("silver/cadastral", "dwellings by address id; the link to a person lives in silver/customers"),
+    # silver derived
+    _delete("silver/consent_state", ("customer_id", CUSTOMER)),
+    _delete("silver/eligibility", ("customer_id", CUSTOMER)),
+    _delete("silver/interest_evidence", ("customer_id", CUSTOMER)),
+    _delete("silver/tv_daily_genre_minutes", ("customer_id", CUSTOMER)),
+    _delete("silver/web_daily_category_events", ("cookie_id", DEVICE), ("mobile_ad_id", DEVICE)),
+    _delete("silver/match_keys", ("customer_id", CUSTOMER)),
+    _keep("silver/tcf_verdicts", "verdicts per TC-string hash, no person"),
+    # gold
+    _delete("gold/tv_profiles", ("customer_id", CUSTOMER)),
+    _delete("gold/web_profiles", ("customer_id", CUSTOMER), ("cookie_id", DEVICE), ("mobile_ad_id", DEVICE)),
+    _delete("gold/segment_membership", ("customer_id", CUSTOMER)),
+    _delete("gold/adsdata_export", ("pseudo_id", PSEUDONYM), note="pseudonymous profile: found through the ledger"),
+    _keep("gold/adsdata_revocations", "pseudonyms to delete at Ads & Data: the instruction itself, no identifier"),
+    _delete("gold/activation_lists", ("customer_id", CUSTOMER), ("ad_serving_id", DEVICE)),
+    _keep("gold/segment_stats", "thresholded audience sizes"),
+    _keep("gold/geo_profiles", "k-anonymous area aggregates"),
+    _keep("gold/advertiser_reports", "thresholded counts per request"),
+    _keep("gold/campaign_reports", "thresholded campaign figures"),
+    _keep("gold/viewing_reports", "anonymous viewing reports"),
+    # ops
+    _delete("ops/quarantine", ("customer_id", CUSTOMER), ("raw", TEXT),
+            note="rejected raw lines: by customer id, and field by field (web events have no customer id)"),
+    TableRule("ops/adsdata_ledger", SCRUB, (Locator("customer_id", CUSTOMER),),
+              "customer id removed, pseudonyms kept until the next delivery revokes them (reason erased)"),
+    _delete("ops/refinement_sets", ("customer_id", CUSTOMER)),
+    _delete("ops/dq_results", ("observed_value", TEXT), ("details", TEXT),
+            note="identifier columns are redacted from samples; matched as text to be sure"),
+    _keep("ops/tombstones", "keyed hashes that keep erased people out of every ingestion"),
+    _keep("ops/ingested_files", "landing file bookkeeping"),
+    _keep("ops/runs", "run bookkeeping"),
+    _keep("ops/profile_aggregate_runs", "aggregate bookkeeping"),
+    _keep("ops/segment_stats_history", "thresholded segment sizes per run"),
+    _keep("ops/refinement_audit", "request bookkeeping with exact counts, no person"),
+    _keep("ops/geo_memory", "area codes and category names of earlier publications"),
+)
+
+#: Column names that identify a person wherever they appear (used for tables the map does not know).
+IDENTIFYING_COLUMNS: Mapping[str, str] = {
+    "customer_id": CUSTOMER, "cookie_id": DEVICE, "mobile_ad_id": DEVICE, "decoder_id": DEVICE,
+    "id_value": DEVICE, "ad_serving_id": DEVICE, "pseudo_id": PSEUDONYM,
+}
+
+
+class ErasureMapError(ValueError):
+    """The erasure map names a column a table does not have (nothing was deleted)."""
+
+
+class ErasureIncomplete(RuntimeError):
+    """After the purge, some table's files still mention an erased person (names tables, never values)."""
+
+
+class TombstoneKeyMissing(RuntimeError):
+    """Tombstones exist under an internal key that the key file no longer holds."""
+
+
+def table_name(wh: io.Warehouse, path: Path) -> str:
+    """``layer/name`` of a table path of ``wh``."""
+    rel = Path(path).relative_to(wh.root)
+    return "/".join(rel.parts[:2])
+
+
+def rule_for(name: str, rules: Sequence[TableRule] = ERASURE_MAP) -> TableRule | None:
+    """The rule of table ``name`` (``layer/name``): the exact entry, else the first matching pattern."""
+    for rule in rules:
+        if rule.pattern == name:
+            return rule
+    for rule in rules:
+        if any(ch in rule.pattern for ch in "*?[") and fnmatch.fnmatchcase(name, rule.pattern):
+            return rule
+    return None
+
+
+def generic_rule(name: str, schema: StructType) -> TableRule:
+    """Rule for a table the map does not know: known identifier columns by kind, every other string as text."""
+    locators = []
+    for f in schema.fields:
+        kind = IDENTIFYING_COLUMNS.get(f.name)
+        if kind is not None:
+            locators.append(Locator(f.name, kind))
+        elif isinstance(f.dataType, StringType):
+            locators.append(Locator(f.name, TEXT))
+    if not locators:
+        return TableRule(name, KEEP, (), "unmapped table without string columns")
+    return TableRule(name, DELETE, tuple(locators), "unmapped table: generic search")
+
+
+def unmapped_tables(wh: io.Warehouse, rules: Sequence[TableRule] = ERASURE_MAP) -> list[str]:
+    """Tables of ``wh`` that no rule covers (a test keeps this empty after a full run)."""
+    return sorted(n for n in (table_name(wh, p) for p in wh.all_tables()) if rule_for(n, rules) is None)
+
+
+def check_rule(rule: TableRule, name: str, schema: StructType) -> None:
+    """Raise :class:`ErasureMapError` when a locator names a column ``schema`` lacks or cannot match."""
+    for loc in rule.locators:
+        if loc.column not in schema.fieldNames():
+            raise ErasureMapError(f"erasure map: {name} has no column {loc.column!r} (rule {rule.pattern})")
+        dtype = schema[loc.column].dataType
+        ok = isinstance(dtype, StringType) or (
+            loc.kind != TEXT and isinstance(dtype, ArrayType) and isinstance(dtype.elementType, StringType))
+        if not ok:
+            raise ErasureMapError(f"erasure map: {name}.{loc.column} is {dtype.simpleString()}, not a string")
+
+
+# ------------------------------------------------------------------------------------------- the person
+
+#: Separators of whole fields in a raw CSV line or JSON object (quotes, commas, braces, brackets, blanks).
+FIELD_SEPARATORS = r'[\s,"{}\[\]]+'
+
+
+def text_fields(text: Column) -> Column:
+    """Lower-cased whole fields of a raw landing line (CSV or JSON): ``'C1,"a@b.be"'`` -> ``["c1", "a@b.be"]``.
+
+    A value matches a field only as a whole: ``C1`` never matches inside ``C12`` or ``xC1``.
+    """
+    return F.split(F.lower(text), FIELD_SEPARATORS)
+
+
+@dataclass(frozen=True, order=True)
+class Identifier:
+    """One identifier of an erased (or accessed) person."""
+
+    customer_id: str
+    kind: str      # customer_id, device_id, contact (e-mail or phone), pseudo_id
+    value: str
+
+
+CONTACT = "contact"
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Every identifier of a batch of people; ``repr`` shows counts only (it holds personal data)."""
+
+    identifiers: tuple[Identifier, ...]
+
+    def values(self, *kinds: str) -> list[str]:
+        return sorted({i.value for i in self.identifiers if i.kind in kinds})
+
+    @property
+    def customer_ids(self) -> list[str]:
+        return self.values(CUSTOMER)
+
+    @property
+    def needles(self) -> list[str]:
+        """Lower-cased identifiers that must not survive anywhere (pseudonyms excluded: see module docs)."""
+        return sorted({v.lower() for v in self.values(CUSTOMER, DEVICE, CONTACT) if v})
+
+    def arrays(self) -> dict[str, list[str]]:
+        """Match arrays of the MERGE source: values as found and lower-cased."""
+        def both(values: Iterable[str]) -> list[str]:
+            return sorted({v for v in values if v} | {v.lower() for v in values if v})
+        return {
+            "_ids": both(self.values(CUSTOMER)),
+            "_devices": both(self.values(DEVICE)),
+            "_pseudonyms": both(self.values(PSEUDONYM)),
+            "_fields": self.needles,
+        }
+
+    def __repr__(self) -> str:
+        kinds = {k: len(self.values(k)) for k in (CUSTOMER, DEVICE, CONTACT, PSEUDONYM)}
+        return f"Subject({kinds})"
+
+
+_ARRAY_OF = {CUSTOMER: "_ids", DEVICE: "_devices", PSEUDONYM: "_pseudonyms", TEXT: "_fields"}
+_SUBJECT_SCHEMA = StructType([StructField(a, ArrayType(StringType()), False) for a in _ARRAY_OF.values()])
+
+
+def _existing(spark: SparkSession, wh: io.Warehouse, layer: str, name: str) -> DataFrame | None:
+    path = wh.table(layer, name)
+    return io.read(spark, path) if io.exists(spark, path) else None
+
+
+def landing_fields(lines: DataFrame, source: str) -> DataFrame:
+    """Parse raw landing lines of ``source`` into its (string) contract columns, leniently."""
+    schema = landing_string_schema(source)
+    if LANDING_FORMAT[source] == "jsonl":
+        parsed = F.from_json("raw", schema, {"mode": "PERMISSIVE"})
+    else:
+        parsed = F.from_csv("raw", schema.simpleString(), {"escape": '"', "mode": "PERMISSIVE"})
+    return lines.select(parsed.alias("_p")).select("_p.*")
+
+
+def _identifier_rows(df: DataFrame, kind: str, value: Column) -> DataFrame:
+    return df.select(F.trim(F.col("customer_id")).alias("customer_id"), F.lit(kind).alias("kind"),
+                     F.trim(value).alias("value"))
+
+
+def find_subject(spark: SparkSession, wh: io.Warehouse, customer_ids: Sequence[str]) -> Subject:
+    """Every identifier the warehouse holds for ``customer_ids`` (one small collect: a few rows per person).
+
+    Device ids come from silver, raw and quarantined identity links, web profiles and activation lists; e-mail
+    and phone from silver, raw and quarantined customer records (older addresses included); pseudonyms from
+    every snapshot of the Ads & Data ledger.
+    """
+    ids = sorted({c.strip() for c in customer_ids if c and c.strip()})
+    wanted = spark.createDataFrame([(c,) for c in ids], "customer_id string")
+    parts: list[DataFrame] = [_identifier_rows(wanted, CUSTOMER, F.col("customer_id"))]
+
+    def add(df: DataFrame | None, kind: str, *columns: str) -> None:
+        if df is None:
+            return
+        present = [c for c in columns if c in df.columns]
+        if "customer_id" not in df.columns or not present:
+            return
+        mine = df.join(wanted, F.trim(df["customer_id"]) == wanted["customer_id"], "left_semi")
+        for c in present:
+            value = F.explode_outer(c) if isinstance(df.schema[c].dataType, ArrayType) else F.col(c)
+            parts.append(_identifier_rows(mine.select("customer_id", value.alias("_v")), kind, F.col("_v")))
+
+    def raw_lines(source: str) -> DataFrame | None:
+        frames = []
+        bronze = _existing(spark, wh, "bronze", source)
+        if bronze is not None:
+            frames.append(bronze.select("raw"))
+        quarantine = _existing(spark, wh, "ops", "quarantine")
+        if quarantine is not None:
+            frames.append(quarantine.where(F.col("source") == source).select("raw"))
+        if not frames:
+            return None
+        return landing_fields(reduce(DataFrame.unionByName, frames), source)
+
+    add(_existing(spark, wh, "silver", "identity_links"), DEVICE, "id_value")
+    add(raw_lines("identity_links"), DEVICE, "id_value")
+    add(_existing(spark, wh, "gold", "web_profiles"), DEVICE, "cookie_id", "mobile_ad_id")
+    add(_existing(spark, wh, "gold", "activation_lists"), DEVICE, "ad_serving_id")
+    add(_existing(spark, wh, "silver", "customers"), CONTACT, "email", "phone")
+    add(raw_lines("customers"), CONTACT, "email", "phone")
+    add(_existing(spark, wh, "ops", "adsdata_ledger"), PSEUDONYM, "pseudo_id")
+    rows = (reduce(DataFrame.unionByName, parts)
+            .where(F.col("value").isNotNull() & (F.col("value") != "")).distinct().collect())
+    return Subject(tuple(sorted(Identifier(r.customer_id, r.kind, r.value) for r in rows)))
+
+
+def subject_frame(spark: SparkSession, subject: Subject) -> DataFrame:
+    """The one-row MERGE source: the person's identifiers as arrays (data, never literals in a plan or log)."""
+    arrays = subject.arrays()
+    return spark.createDataFrame([tuple(arrays[f.name] for f in _SUBJECT_SCHEMA.fields)], _SUBJECT_SCHEMA)
+
+
+def _locator_match(loc: Locator, schema: StructType) -> Column:
+    target = F.col(f"t.`{loc.column}`")
+    values = F.col(f"s.{_ARRAY_OF[loc.kind]}")
+    if loc.kind == TEXT:
+        return F.arrays_overlap(values, text_fields(target))
+    if isinstance(schema[loc.column].dataType, ArrayType):
+        return F.arrays_overlap(values, target)
+    return F.array_contains(values, F.lower(target)) | F.array_contains(values, target)
+
+
+def _any(conditions: list[Column]) -> Column:
+    return reduce(lambda a, b: a | b, conditions)
+
+
+def person_condition(rule: TableRule, schema: StructType, own_rows_only: bool = False) -> Column:
+    """MERGE condition between target ``t`` and :func:`subject_frame` ``s``: a row belongs to the person.
+
+    Erasure matches any identifier: a row holding the person's device id goes, even when it is linked to another
+    customer too (the device id is the erased person's identifier as well). ``own_rows_only`` (access) keeps, in
+    a table with a customer id, only the person's own rows, plus rows without any customer id that hold one of
+    their identifiers (quarantined web events): another customer's rows are never shown to the requester.
+    Built from column references only, so the condition Delta records in the commit log holds no value.
+    """
+    customer = [_locator_match(loc, schema) for loc in rule.locators if loc.kind == CUSTOMER]
+    others = [_locator_match(loc, schema) for loc in rule.locators if loc.kind != CUSTOMER]
+    if not own_rows_only or not customer:
+        return _any(customer + others)
+    cond = _any(customer)
+    if others:
+        nobody = reduce(lambda a, b: a & b, [F.col(f"t.`{loc.column}`").isNull()
+                                             for loc in rule.locators if loc.kind == CUSTOMER])
+        cond = cond | (nobody & _any(others))
+    return cond
+
+
+def matching_rows(df: DataFrame, rule: TableRule, subject_df: DataFrame, own_rows_only: bool = False) -> DataFrame:
+    """The rows of ``df`` that belong to the subject under ``rule`` (what erasure deletes, what access shows)."""
+    if rule.action == KEEP:
+        return df.limit(0)
+    cond = person_condition(rule, df.schema, own_rows_only)
+    return df.alias("t").crossJoin(F.broadcast(subject_df.alias("s"))).where(cond).select("t.*")
+
+
+# ------------------------------------------------------------------------------------------- delete and purge
+
+def _last_commit(dt: DeltaTable):
+    return dt.history(1).select("version", "operation", "operationMetrics").first()
+
+
+def erase_rows(spark: SparkSession, path: Path, rule: TableRule, subject_df: DataFrame) -> int:
+    """Delete (or scrub) the person's rows of one table in one MERGE; returns the rows affected."""
+    dt = DeltaTable.forPath(spark, str(path))
+    before = _last_commit(dt).version
+    schema = dt.toDF().schema
+    merge = dt.alias("t").merge(subject_df.alias("s"), person_condition(rule, schema))
+    if rule.action == SCRUB:
+        merge = merge.whenMatchedUpdate(set={
+            loc.column: F.lit(None).cast(schema[loc.column].dataType) for loc in rule.locators})
+        metric = "numTargetRowsUpdated"
+    else:
+        merge = merge.whenMatchedDelete()
+        metric = "numTargetRowsDeleted"
+    merge.execute()
+    last = _last_commit(dt)
+    if last.version == before:  # nothing matched: Delta commits nothing
+        return 0
+    return int((last.operationMetrics or {}).get(metric, "0"))
+
+
+RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
+
+#: Tables erased and purged at the same time (see :func:`forget`).
+ERASURE_THREADS = 4
+
+
+_override_lock = threading.Lock()
+_override_depth = [0, None]  # open blocks, setting before the first one
+
+
+@contextmanager
+def retention_check_disabled(spark: SparkSession) -> Iterator[None]:
+    """Allow ``VACUUM ... RETAIN 0 HOURS`` for the block only (see "Retention override" in the module docs).
+
+    Re-entrant and thread-safe: erasure purges tables in parallel threads; the setting is restored when the
+    last open block ends.
+    """
+    with _override_lock:
+        if _override_depth[0] == 0:
+            _override_depth[1] = spark.conf.get(RETENTION_CHECK, None)
+            spark.conf.set(RETENTION_CHECK, "false")
+        _override_depth[0] += 1
+    try:
+        yield
+    finally:
+        with _override_lock:
+            _override_depth[0] -= 1
+            if _override_depth[0] == 0:
+                previous = _override_depth[1]
+                if previous is None:
+                    spark.conf.unset(RETENTION_CHECK)
+                else:
+                    spark.conf.set(RETENTION_CHECK, previous)
+
+
+def _sql_path(path: Path) -> str:
+    text = str(path)
+    if "`" in text:
+        raise ValueError(f"table path with a backtick is not supported: {text}")
+    return f"delta.`{text}`"
+
+
+def _delta_log(spark: SparkSession, path: Path):
+    jvm = spark._jvm
+    return jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, str(path))
+
+
+def _fresh_snapshot(spark: SparkSession, path: Path):
+    none = spark._jvm.scala.Option.empty()
+    return _delta_log(spark, path).update(False, none, none)
+
+
+def has_deletion_vectors(spark: SparkSession, path: Path) -> bool:
+    """Whether live files of the table carry deletion vectors (rows hidden but still in the files)."""
+    try:
+        count = _fresh_snapshot(spark, path).numDeletionVectorsOpt()
+        return (not count.isDefined()) or int(count.get()) > 0
+    except Exception:  # internal API changed: assume yes, REORG is harmless
+        return True
+
+
+def purge_deletion_vectors(spark: SparkSession, path: Path) -> bool:
+    """``REORG TABLE ... APPLY (PURGE)``: rewrite files whose rows are only hidden by deletion vectors."""
+    if not has_deletion_vectors(spark, path):
+        return False
+    spark.sql(f"REORG TABLE {_sql_path(path)} APPLY (PURGE)").collect()
+    return True
+
+
+def vacuum_now(spark: SparkSession, path: Path) -> None:
+    """``VACUUM ... RETAIN 0 HOURS``: delete every file no longer in the current version, right now."""
+    with retention_check_disabled(spark):
+        DeltaTable.forPath(spark, str(path)).vacuum(0.0)
+
+
+#: Versioned files of ``_delta_log``: commits, checksums, checkpoints, compacted commits and their .crc companions.
+_LOG_FILE = re.compile(r"^\.?(\d{20})\.")
+
+
+def compact_history(spark: SparkSession, path: Path) -> int:
+    """Checkpoint the current version, then delete every older log entry; returns the files deleted.
+
+    Older commits and checksums carry the column statistics (min/max values) of files that held the person;
+    after the checkpoint, the table is fully described by it and the commits after it.
+    """
+    snapshot = _fresh_snapshot(spark, path)
+    _delta_log(spark, path).checkpoint(snapshot, spark._jvm.scala.Option.empty())
+    version = int(snapshot.version())
+    removed = 0
+    for f in sorted((Path(path) / "_delta_log").iterdir()):
+        m = _LOG_FILE.match(f.name)
+        if f.is_file() and m and int(m.group(1)) < version:
+            f.unlink()
+            removed += 1
+    # Cached snapshots still point at the deleted files.
+    spark._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
+    return removed
+
+
+def log_mentions(path: Path, needles: Sequence[str]) -> list[str]:
+    """Files of the table's ``_delta_log`` whose content mentions one of ``needles`` (lower-case substrings).
+
+    JSON commits, checksums (they list every file with its statistics) and checkpoint Parquet files (decoded).
+    """
+    if not needles:
+        return []
+    found = []
+    for f in sorted((Path(path) / "_delta_log").rglob("*")):
+        if not f.is_file():
+            continue
+        if f.suffix == ".parquet":
+            import pyarrow.parquet as pq  # the checkpoint is small: one row per live file
+
+            text = json.dumps(pq.read_table(f).to_pylist(), default=str)
+        else:
+            text = f.read_bytes().decode("utf-8", errors="replace")
+        text = text.lower()
+        if any(n in text for n in needles):
+            found.append(f.name)
+    return found
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    reorganised: bool
+    log_files_removed: int
+
+
+def purge_table(spark: SparkSession, path: Path, needles: Sequence[str], force_compaction: bool = False) -> PurgeResult:
+    """Physically remove what was deleted: REORG (deletion vectors), VACUUM 0, and old log entries if needed."""
+    reorganised = purge_deletion_vectors(spark, path)
+    vacuum_now(spark, path)
+    removed = 0
+    if force_compaction or log_mentions(path, needles):
+        removed = compact_history(spark, path)
+    return PurgeResult(reorganised, removed)
+
+
+# ------------------------------------------------------------------------------------------- tombstones
+
+TOMBSTONES = StructType([
+    StructField("tombstone", StringType(), False),
+    StructField("key_id", StringType(), False),
+    StructField("kind", StringType(), False),
+    StructField("request_id", StringType(), True),
+    StructField("erased_on", DateType(), False),
+])
+TOMBSTONE_NAMESPACE = "tombstone"
+
+
+def tombstones_path(wh: io.Warehouse) -> Path:
+    return wh.table("ops", "tombstones")
+
+
+def tombstone_message(value: Column) -> Column:
+    """The hashed message: ``"tombstone:" + lower(trim(value))`` (customer and device ids alike)."""
+    return F.concat(F.lit(f"{TOMBSTONE_NAMESPACE}:"), F.lower(F.trim(value)))
+
+
+def tombstone_rows(spark: SparkSession, subject: Subject, keys: KeyRing, request_ids: Mapping[str, str],
+                   day: date) -> DataFrame:
+    """Tombstones of the subject's customer and device ids under the active internal key (no plaintext)."""
+    rows = [(i.value, i.kind, request_ids.get(i.customer_id)) for i in subject.identifiers if i.kind in (CUSTOMER, DEVICE)]
+    values = spark.createDataFrame(rows, "value string, kind string, request_id string")
+    hashed = keyed_hash(values, hmac_pads(keys.active(INTERNAL)), tombstone_message(F.col("value")), out="tombstone")
+    return hashed.select("tombstone", "key_id", "kind", "request_id", F.lit(day).cast(DateType()).alias("erased_on"))
+
+
+def tombstoned(spark: SparkSession, wh: io.Warehouse, keys: KeyRing) -> DataFrame:
+    """``ops/tombstones`` (tombstone, key_id, kind, request_id, erased_on); empty when nobody was erased.
+
+    Raises :class:`TombstoneKeyMissing` when a tombstone's internal key is no longer in the key file: those
+    people could otherwise come back with the next re-ingestion.
+    """
+    df = io.read(spark, tombstones_path(wh), TOMBSTONES)
+    known = {k.key_id for k in keys.all_keys(INTERNAL)}
+    used = {r.key_id for r in df.select("key_id").distinct().collect()}  # a handful of key ids
+    missing = sorted(used - known)
+    if missing:
+        raise TombstoneKeyMissing(
+            f"erasure tombstones use internal key(s) {', '.join(missing)}, which the key file no longer holds; "
+            "restore the retired key(s), or erased people could be re-ingested")
+    return df
+
+
+def without_tombstoned(lines: DataFrame, tombstones: DataFrame, keys: KeyRing, column: str = "raw") -> DataFrame:
+    """Drop the raw landing lines that hold a tombstoned customer or device id as a whole field.
+
+    Each distinct field of the batch is hashed once per internal key (built-in SHA-256, no UDF); the few fields
+    that are tombstoned come back as a one-row array that every line is checked against.
+    """
+    fields = text_fields(F.col(column))
+    distinct = lines.select(F.explode(fields).alias("_field")).where(F.length("_field") > 0).distinct()
+    dead: DataFrame | None = None
+    for key in keys.all_keys(INTERNAL):
+        mine = tombstones.where(F.col("key_id") == key.key_id).select(F.col("tombstone").alias("_tomb"))
+        hashed = keyed_hash(distinct, hmac_pads(key), tombstone_message(F.col("_field")), out="_tomb")
+        part = hashed.join(mine, "_tomb", "left_semi").select("_field")
+        dead = part if dead is None else dead.unionByName(part)
+    if dead is None:
+        return lines
+    dead_fields = dead.agg(F.collect_set("_field").alias("_dead"))
+    return (lines.crossJoin(F.broadcast(dead_fields))
+            .where(~F.coalesce(F.arrays_overlap(fields, F.col("_dead")), F.lit(False)))
+            .drop("_dead"))
+
+
+def tombstone_filter(spark: SparkSession, wh: io.Warehouse, keys: KeyRing) -> Callable[[DataFrame], DataFrame]:
+    """The filter ingestion applies to raw lines (column ``raw``) before storing anything: see module docs.
+
+    Identity when nobody was ever erased, so the usual run pays nothing.
+    """
+    tombs = tombstoned(spark, wh, keys)
+    if tombs.isEmpty():
+        return lambda lines: lines
+    tombs = tombs.select("tombstone", "key_id").localCheckpoint(eager=True)
+    return lambda lines: without_tombstoned(lines, tombs, keys)
+
+
+# ------------------------------------------------------------------------------------------- forget
+
+@dataclass(frozen=True)
+class ErasureReport:
+    """What one erasure did: counts and table names only, never an identifier."""
+
+    people: int = 0
+    requests: tuple[str, ...] = ()
+    rows_deleted: Mapping[str, int] = field(default_factory=dict)
+    rows_scrubbed: Mapping[str, int] = field(default_factory=dict)
+    tables_purged: int = 0
+    histories_compacted: tuple[str, ...] = ()
+    unmapped_tables: tuple[str, ...] = ()
+    tombstones: int = 0
+    pending_revocations: int = 0
+
+    def summary(self) -> str:
+        deleted = sum(self.rows_deleted.values())
+        tables = sum(1 for v in self.rows_deleted.values() if v)
+        text = (f"erased {self.people} person(s): {deleted} rows deleted in {tables} tables, "
+                f"{sum(self.rows_scrubbed.values())} ledger rows scrubbed, {self.tables_purged} tables purged, "
+                f"{len(self.histories_compacted)} table histories compacted, {self.tombstones} tombstones; "
+                f"{self.pending_revocations} Ads & Data pseudonym(s) revoked at the next delivery")
+        if self.unmapped_tables:
+            text += f"; WARNING tables missing from the erasure map (searched generically): {', '.join(self.unmapped_tables)}"
+        return text
+
+    def metrics(self, prefix: str = "erasure") -> dict[str, float]:
+        return {
+            f"{prefix}.people": float(self.people),
+            f"{prefix}.requests": float(len(self.requests)),
+            f"{prefix}.rows_deleted": float(sum(self.rows_deleted.values())),
+            f"{prefix}.rows_scrubbed": float(sum(self.rows_scrubbed.values())),
+            f"{prefix}.tables_purged": float(self.tables_purged),
+            f"{prefix}.histories_compacted": float(len(self.histories_compacted)),
+            f"{prefix}.unmapped_tables": float(len(self.unmapped_tables)),
+            f"{prefix}.tombstones": float(self.tombstones),
+            f"{prefix}.pending_revocations": float(self.pending_revocations),
+        }
+
+
+def _plan(spark: SparkSession, wh: io.Warehouse) -> tuple[dict[str, tuple[Path, TableRule]], list[str]]:
+    """Every table with its rule (checked against its schema before anything is deleted), and the unmapped."""
+    plan: dict[str, tuple[Path, TableRule]] = {}
+    unmapped = []
+    for path in wh.all_tables():
+        name = table_name(wh, path)
+        schema = io.read(spark, path).schema
+        rule = rule_for(name)
+        if rule is None:
+            unmapped.append(name)
+            rule = generic_rule(name, schema)
+        check_rule(rule, name, schema)
+        plan[name] = (path, rule)
+    return plan, unmapped
+
+
+def _pending_revocations(spark: SparkSession, wh: io.Warehouse, subject: Subject) -> int:
+    ledger = _existing(spark, wh, "ops", "adsdata_ledger")
+    if ledger is None or not subject.values(PSEUDONYM):
+        return 0
+    latest = ledger.agg(F.max("as_of")).first()[0]
+    mine = ledger.where((F.col("as_of") == F.lit(latest)) & F.col("revoked_at").isNull())
+    ids = spark.createDataFrame([(c,) for c in subject.customer_ids], "customer_id string")
+    return mine.join(ids, "customer_id", "left_semi").count()
+
+
+def _local_day(now: datetime, tz: str) -> date:
+    return (now if now.tzinfo else now.replace(tzinfo=ZoneInfo("UTC"))).astimezone(ZoneInfo(tz)).date()
+
+
+def forget(
+    spark: SparkSession,
+    settings: Settings,
+    wh: io.Warehouse,
+    customer_ids: list[str],
+    keys: KeyRing,
+    now: datetime,
+    *,
+    request_ids: Mapping[str, str] | None = None,
+) -> ErasureReport:
+    """Erase ``customer_ids`` from every table and every old table version (R1); see the module docs.
+
+    ``request_ids`` maps a customer id to its erasure request id (recorded with the tombstones); ``audience
+    forget`` uses ``manual-<timestamp>``. The caller holds the warehouse lock. Idempotent: erasing an erased
+    person again finds nothing and changes nothing but the purge.
+    """
+    ids = sorted({c.strip() for c in customer_ids if c and c.strip()})
+    if not ids:
+        return ErasureReport()
+    default_request = f"manual-{now:%Y%m%dT%H%M%S}"
+    requests = {c: (request_ids or {}).get(c) or default_request for c in ids}
+    plan, unmapped = _plan(spark, wh)  # fails before any change when the map does not fit a table
+    subject = find_subject(spark, wh, ids)
+    pending = _pending_revocations(spark, wh, subject)
+
+    # Tombstones first: from here on, no ingestion can bring the person back, even if the rest fails.
+    tombs = tombstone_rows(spark, subject, keys, requests, _local_day(now, settings.timezone))
+    io.insert_new(tombs, tombstones_path(wh), ("tombstone", "key_id"))
+    n_tombstones = len([i for i in subject.identifiers if i.kind in (CUSTOMER, DEVICE)])
+
+    source = subject_frame(spark, subject).localCheckpoint(eager=True)
+    needles = subject.needles
+
+    # Per table: delete (or scrub) the person's rows, then purge every table that can hold a person, matched or
+    # not: an older version may hold them (a profile overwritten after a withdrawal). Tables that hold nobody
+    # have nothing to purge. Tables are independent, so they are processed by a few threads: most of the time of
+    # a MERGE, REORG or VACUUM on a small table is driver-side latency, not CPU.
+    def erase_and_purge(name: str, path: Path, rule: TableRule) -> tuple[int, PurgeResult]:
+        n = erase_rows(spark, path, rule, source)
+        return n, purge_table(spark, path, needles, force_compaction=n > 0)
+
+    todo = sorted((name, path, rule) for name, (path, rule) in plan.items() if rule.action != KEEP)
+    with retention_check_disabled(spark), ThreadPoolExecutor(max_workers=ERASURE_THREADS) as pool:
+        done = dict(zip([t[0] for t in todo], pool.map(lambda t: erase_and_purge(*t), todo)))
+    deleted = {name: n for (name, _, rule) in todo for n in [done[name][0]] if rule.action != SCRUB}
+    scrubbed = {name: n for (name, _, rule) in todo for n in [done[name][0]] if rule.action == SCRUB}
+    compacted = [name for name in sorted(done) if done[name][1].log_files_removed]
+    purged = todo
+    # Verification covers every table, so a table wrongly declared as holding nobody is caught too.
+    left = sorted(n for n, p in ((table_name(wh, p), p) for p in wh.all_tables()) if log_mentions(p, needles))
+    if left:
+        raise ErasureIncomplete(f"after the purge, the transaction log of {', '.join(left)} still mentions an erased person")
+    return ErasureReport(
+        people=len(ids), requests=tuple(sorted(set(requests.values()))), rows_deleted=deleted,
+        rows_scrubbed=scrubbed, tables_purged=len(purged), histories_compacted=tuple(compacted),
+        unmapped_tables=tuple(unmapped), tombstones=n_tombstones, pending_revocations=pending,
+    )
+
+
+def stage_erasure(ctx: RunContext, elig: DataFrame | None = None) -> ErasureReport:
+    """Daily-run stage: erase everyone with a pending request in ``silver/erasure_requests``.
+
+    Run it right after ``erasure_requests`` is ingested and before every other source is ingested (their lines
+    are then filtered by the new tombstones) and before the gate: it vacuums files, so no DataFrame of the run may
+    be reading the warehouse yet. ``elig`` is accepted for the stage signature and not used. A request takes
+    effect at once, whatever its ``requested_at``; processed requests leave ``silver/erasure_requests`` (their
+    ids stay with the tombstones). Metrics ``erasure.*``; ``erasure.quarantined_requests`` counts rejected
+    request lines, which need an operator (an erasure request must never be lost silently).
+    """
+    with ctx.progress.stage("erasure") as counts:
+        pending = (ctx.silver("erasure_requests").where(F.col("customer_id").isNotNull())
+                   .groupBy("customer_id").agg(F.array_sort(F.collect_set("request_id")).alias("requests"))
+                   .collect())  # pending requests only: processed ones are deleted
+        report = ErasureReport()
+        if pending:
+            report = forget(ctx.spark, ctx.settings, ctx.wh, [r.customer_id for r in pending], ctx.keys, ctx.started,
+                            request_ids={r.customer_id: ",".join(x for x in r.requests if x) for r in pending})
+        quarantine = _existing(ctx.spark, ctx.wh, "ops", "quarantine")
+        rejected = 0 if quarantine is None else quarantine.where(
+            (F.col("source") == "erasure_requests") & ~F.col("reason").startswith("duplicate")).count()
+        ctx.metrics.update(report.metrics())
+        ctx.metrics["erasure.quarantined_requests"] = float(rejected)
+        counts.update(people=report.people, rows=sum(report.rows_deleted.values()), rejected_requests=rejected)
+    return report
+
+
+# ------------------------------------------------------------------------------------------- verification
+
+def files_mentioning(root: Path, needles: Sequence[str]) -> list[str]:
+    """Every file under ``root`` (data, deletion vectors, logs, checkpoints, exports, reports) that mentions a
+    needle: Parquet decoded (every column, every row group, footer statistics), other files as bytes.
+
+    Used by the tests of R1 and by operators who want proof; reads everything, so it is not part of ``forget``.
+    """
+    import pyarrow.parquet as pq
+
+    lowered = [n.lower() for n in needles if n]
+    hits = []
+    for f in sorted(Path(root).rglob("*")):
+        if not f.is_file():
+            continue
+        texts = [f.read_bytes().decode("latin-1").lower()]
+        if f.suffix == ".parquet":
+            pf = pq.ParquetFile(f)
+            texts.append(json.dumps(pf.read().to_pylist(), default=str).lower())
+            md = pf.metadata
+            for i in range(md.num_row_groups):
+                for j in range(md.num_columns):
+                    st = md.row_group(i).column(j).statistics
+                    if st is not None and st.has_min_max:
+                        texts.append(f"{st.min!s} {st.max!s}".lower())
+        if any(n in t for t in texts for n in lowered):
+            hits.append(str(f.relative_to(root)))
+    return hits
+
+
+__all__ = [
+    "CUSTOMER", "DEVICE", "PSEUDONYM", "TEXT", "DELETE", "SCRUB", "KEEP", "Locator", "TableRule", "ERASURE_MAP",
+    "IDENTIFYING_COLUMNS", "ErasureMapError", "ErasureIncomplete", "TombstoneKeyMissing", "table_name", "rule_for",
+    "generic_rule", "unmapped_tables", "check_rule", "text_fields", "landing_fields", "Identifier", "Subject", "find_subject",
+    "subject_frame", "person_condition", "matching_rows", "erase_rows", "retention_check_disabled", "has_deletion_vectors",
+    "purge_deletion_vectors", "vacuum_now", "compact_history", "log_mentions", "purge_table", "TOMBSTONES",
+    "tombstones_path", "tombstone_message", "tombstone_rows", "tombstoned", "without_tombstoned", "tombstone_filter",
+    "ErasureReport", "forget", "stage_erasure", "files_mentioning",
+]

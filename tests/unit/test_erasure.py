@@ -1,0 +1,371 @@
+"""Erasure (R1, C3): the map covers every table, forget deletes the person everywhere and purges every file that
+ever held them (data, deletion vectors, old versions, transaction log, checkpoints), tombstones keep them out of
+re-ingested landing lines, and nobody else loses anything."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from pipelines import io
+from pipelines.exports.adsdata import ADSDATA_EXPORT, LEDGER
+from pipelines.privacy.keys import INTERNAL
+from pipelines.rights.erasure import (
+    CUSTOMER,
+    DELETE,
+    DEVICE,
+    ERASURE_MAP,
+    KEEP,
+    TEXT,
+    ErasureMapError,
+    Locator,
+    TableRule,
+    check_rule,
+    files_mentioning,
+    forget,
+    generic_rule,
+    rule_for,
+    text_fields,
+    tombstone_filter,
+    tombstoned,
+    without_tombstoned,
+)
+from pipelines.schemas import BRONZE, LANDING_COLUMNS, QUARANTINE, RUNS, SOURCES, silver_schema
+
+UTC = timezone.utc
+NOW = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
+ANN, BOB = "C00000001", "C00000002"
+ANN_EMAIL, ANN_OLD_EMAIL, ANN_PHONE = "ann@example.be", "ann.old@example.be", "+32470000001"
+ANN_COOKIE, ANN_MADID, ANN_DECODER = "ck-ann-0001", "AAAA-0001-ANN", "PXD00000000001"
+BOB_EMAIL, BOB_PHONE, BOB_COOKIE = "bob@example.be", "+32470000002", "ck-bob-0002"
+#: Everything that identifies Ann; none of it may survive anywhere under the warehouse.
+ANN_NEEDLES = [ANN, ANN_EMAIL, ANN_OLD_EMAIL, ANN_PHONE, ANN_COOKIE, ANN_MADID, ANN_MADID.lower(), ANN_DECODER]
+BOB_NEEDLES = [BOB, BOB_EMAIL, BOB_PHONE, BOB_COOKIE]
+
+
+# ------------------------------------------------------------------------------------------- the map (no Spark)
+
+def test_every_pattern_rule_is_well_formed_and_unique():
+    patterns = [r.pattern for r in ERASURE_MAP]
+    assert len(patterns) == len(set(patterns))
+    assert all(re.fullmatch(r"(bronze|silver|gold|ops)/[a-z_*]+", p) for p in patterns), patterns
+
+
+def test_rule_for_prefers_exact_entries_and_falls_back_to_patterns():
+    assert rule_for("silver/web_events").locators == (Locator("cookie_id", DEVICE), Locator("mobile_ad_id", DEVICE))
+    assert rule_for("bronze/web_events").locators == (Locator("raw", TEXT),)
+    assert rule_for("ops/tombstones").action == KEEP
+    assert rule_for("gold/brand_new_table") is None
+
+
+def test_rules_refuse_inconsistent_declarations():
+    with pytest.raises(ValueError):
+        TableRule("gold/x", KEEP, (Locator("customer_id", CUSTOMER),))
+    with pytest.raises(ValueError):
+        TableRule("gold/x", DELETE, ())
+    with pytest.raises(ValueError):
+        Locator("customer_id", "name")
+
+
+def test_check_rule_names_the_missing_column(spark):
+    schema = spark.createDataFrame([], "customer_id string, n int").schema
+    check_rule(TableRule("gold/x", DELETE, (Locator("customer_id", CUSTOMER),)), "gold/x", schema)
+    with pytest.raises(ErasureMapError, match="gold/x has no column 'cookie_id'"):
+        check_rule(TableRule("gold/x", DELETE, (Locator("cookie_id", DEVICE),)), "gold/x", schema)
+    with pytest.raises(ErasureMapError, match="not a string"):
+        check_rule(TableRule("gold/x", DELETE, (Locator("n", CUSTOMER),)), "gold/x", schema)
+
+
+def test_generic_rule_searches_known_identifier_columns_and_all_text(spark):
+    schema = spark.createDataFrame([], "customer_id string, cookie_id array<string>, note string, n int").schema
+    rule = generic_rule("gold/new", schema)
+    assert rule.action == DELETE
+    assert rule.locators == (Locator("customer_id", CUSTOMER), Locator("cookie_id", DEVICE), Locator("note", TEXT))
+
+
+def _tables_named_in_code() -> set[str]:
+    """``layer/name`` of every table the package writes or reads by a literal name (or a module constant)."""
+    root = Path(__file__).resolve().parents[2] / "pipelines"
+    names: set[str] = {f"bronze/{s}" for s in SOURCES} | {f"silver/{s}" for s in SOURCES}
+    call = re.compile(r"""wh\.table\(\s*["'](bronze|silver|gold|ops)["']\s*,\s*(?:["']([a-z_]+)["']|([A-Z_]+))\s*\)""")
+    output = re.compile(r"""outputs\[\s*["']([a-z_]+)["']\s*\]""")
+    for py in root.rglob("*.py"):
+        text = py.read_text(encoding="utf-8")
+        constants = dict(re.findall(r"""^([A-Z_]+)\s*=\s*["']([a-z_]+)["']""", text, flags=re.M))
+        for layer, literal, constant in call.findall(text):
+            name = literal or constants.get(constant)
+            if name:
+                names.add(f"{layer}/{name}")
+        names |= {f"gold/{n}" for n in output.findall(text)}
+    return names
+
+
+def test_every_table_named_in_the_code_is_in_the_erasure_map():
+    names = _tables_named_in_code()
+    assert {"silver/customers", "gold/tv_profiles", "ops/adsdata_ledger", "gold/activation_lists"} <= names
+    assert sorted(n for n in names if rule_for(n) is None) == []
+
+
+# ------------------------------------------------------------------------------------------- raw fields
+
+def test_text_fields_match_whole_csv_and_json_fields_only(spark):
+    lines = ['C1,"Ann, B",ann@x.be', '{"cookie_id": "CK-1", "n": [1, 2]}', "C12,xC1"]
+    got = [r.f for r in spark.createDataFrame([(x,) for x in lines], "raw string")
+           .select(text_fields(F.col("raw")).alias("f")).collect()]
+    assert [[t for t in f if t] for f in got] == [
+        ["c1", "ann", "b", "ann@x.be"], ["cookie_id", ":", "ck-1", "n", ":", "1", "2"], ["c12", "xc1"]]
+
+
+# ------------------------------------------------------------------------------------------- a warehouse
+
+def _customer_line(cid: str, email: str, phone: str, updated: str) -> str:
+    values = {"customer_id": cid, "first_name": "X", "last_name": "Y", "email": email, "phone": phone,
+              "birth_date": "1980-01-01", "gender": "F", "language": "nl", "address_id": f"addr-{cid}",
+              "postal_code": "2000", "customer_type": "residential", "tv_subscription": "true",
+              "internet_subscription": "true", "mobile_subscription": "true", "customer_since": "2010-01-01",
+              "contract_end": "", "updated_at": updated}
+    return ",".join(values[c] for c in LANDING_COLUMNS["customers"])
+
+
+def _web_line(event_id: str, cookie: str | None, madid: str | None) -> str:
+    return json.dumps({"event_id": event_id, "cookie_id": cookie, "mobile_ad_id": madid,
+                       "ts": "2026-11-20T10:00:00+01:00", "event_type": "page_view", "site_domain": "proximus.be"})
+
+
+def _bronze(spark, source: str, file: str, lines: list[str]):
+    ts = datetime(2026, 11, 20, tzinfo=UTC)
+    return spark.createDataFrame([(source, raw, file, i, "run-1", ts) for i, raw in enumerate(lines)], BRONZE)
+
+
+def _silver(spark, source: str, rows: list[dict]):
+    schema = silver_schema(source)
+    lineage = {"_source_file": "f", "_line": 0, "_run_id": "run-1", "_ingested_at": datetime(2026, 11, 20, tzinfo=UTC)}
+    return spark.createDataFrame([tuple({**lineage, **r}.get(f.name) for f in schema.fields) for r in rows], schema)
+
+
+def _ledger_row(pseudo: str, cid: str) -> tuple:
+    d = date(2026, 11, 25)
+    return ("adsdata", "adsdata-k1", pseudo, cid, d, d, date(2027, 12, 25), "h", None, None, None, d)
+
+
+def _export_row(pseudo: str) -> tuple:
+    return (pseudo, "adsdata-k1", date(2027, 12, 25), "35-44", "F", "nl", "BE-VLG", [], ["cooking"], "new",
+            "adsdata", date(2026, 11, 25))
+
+
+def build_warehouse(spark, root: Path) -> io.Warehouse:
+    wh = io.Warehouse(root)
+    t = wh.table
+    # bronze/customers: Ann's older record (old e-mail) is deleted by a re-delivery, so it survives only behind a
+    # deletion vector in a live file -- erasure must still remove it physically.
+    io.append(_bronze(spark, "customers", "customers/f1.csv", [
+        _customer_line(ANN, ANN_OLD_EMAIL, ANN_PHONE, "2025-01-01T00:00:00+01:00"),
+        _customer_line(BOB, BOB_EMAIL, BOB_PHONE, "2025-01-01T00:00:00+01:00")]), t("bronze", "customers"))
+    io.append(_bronze(spark, "customers", "customers/f2.csv", [
+        _customer_line(ANN, ANN_EMAIL, ANN_PHONE, "2026-01-01T00:00:00+01:00")]), t("bronze", "customers"))
+    io.delete_where(spark, t("bronze", "customers"), F.col("_source_file") == "customers/f1.csv")
+    io.append(_bronze(spark, "customers", "customers/f1.csv", [
+        _customer_line(BOB, BOB_EMAIL, BOB_PHONE, "2025-01-01T00:00:00+01:00")]), t("bronze", "customers"))
+    io.append(_bronze(spark, "web_events", "web_events/f1.jsonl", [
+        _web_line("w1", ANN_COOKIE, None), _web_line("w2", None, ANN_MADID.lower()),
+        _web_line("w3", BOB_COOKIE, None)]), t("bronze", "web_events"))
+    io.overwrite(_silver(spark, "customers", [
+        {"customer_id": ANN, "email": ANN_EMAIL, "phone": ANN_PHONE, "birth_date": date(1980, 1, 1)},
+        {"customer_id": BOB, "email": BOB_EMAIL, "phone": BOB_PHONE, "birth_date": date(1980, 1, 1)}]),
+        t("silver", "customers"))
+    io.overwrite(_silver(spark, "identity_links", [
+        {"customer_id": ANN, "id_type": "cookie_id", "id_value": ANN_COOKIE},
+        {"customer_id": ANN, "id_type": "mobile_ad_id", "id_value": ANN_MADID},
+        {"customer_id": ANN, "id_type": "decoder_id", "id_value": ANN_DECODER},
+        {"customer_id": BOB, "id_type": "cookie_id", "id_value": BOB_COOKIE}]), t("silver", "identity_links"))
+    io.overwrite(_silver(spark, "web_events", [
+        {"event_id": "w1", "cookie_id": ANN_COOKIE, "event_type": "page_view"},
+        {"event_id": "w2", "mobile_ad_id": ANN_MADID.lower(), "event_type": "page_view"},
+        {"event_id": "w3", "cookie_id": BOB_COOKIE, "event_type": "page_view"}]), t("silver", "web_events"))
+    io.overwrite(_silver(spark, "erasure_requests", [
+        {"request_id": "r-1", "customer_id": ANN, "requested_at": datetime(2026, 11, 25, tzinfo=UTC)}]),
+        t("silver", "erasure_requests"))
+    io.overwrite(spark.createDataFrame([(ANN, [ANN_COOKIE], [ANN_MADID]), (BOB, [BOB_COOKIE], [])],
+                                       "customer_id string, cookie_id array<string>, mobile_ad_id array<string>"),
+                 t("gold", "web_profiles"))
+    # gold/tv_profiles: Ann withdrew before the second run; her row lives on only in the old version.
+    io.overwrite(spark.createDataFrame([(ANN, "35-44"), (BOB, "35-44")], "customer_id string, age_band string"),
+                 t("gold", "tv_profiles"))
+    io.overwrite(spark.createDataFrame([(BOB, "35-44")], "customer_id string, age_band string"), t("gold", "tv_profiles"))
+    q = datetime(2026, 11, 20, tzinfo=UTC)
+    io.append(spark.createDataFrame([
+        ("consent_events", "truncated line", f'{{"event_id": "e9", "customer_id": "{ANN}", "purp', "f", 1, "run-1", ANN, q),
+        ("web_events", "wrong type: ts", _web_line("w9", ANN_COOKIE, None).replace("2026-11-20", "yesterday"), "f", 2,
+         "run-1", None, q),
+        ("customers", "wrong type: birth_date", _customer_line(BOB, BOB_EMAIL, BOB_PHONE, "x"), "f", 3, "run-1", BOB, q),
+    ], QUARANTINE), t("ops", "quarantine"))
+    io.overwrite(spark.createDataFrame([_ledger_row("p-ann", ANN), _ledger_row("p-bob", BOB)], LEDGER),
+                 t("ops", "adsdata_ledger"), partition_by=("as_of",))
+    io.overwrite(spark.createDataFrame([_export_row("p-ann"), _export_row("p-bob")], ADSDATA_EXPORT),
+                 t("gold", "adsdata_export"))
+    io.overwrite(spark.createDataFrame([("run-1", date(2026, 11, 25), q, q, "succeeded", None, "", "run")], RUNS),
+                 t("ops", "runs"))
+    return wh
+
+
+def _rows(spark, wh, layer, name, *cols):
+    df = io.read(spark, wh.table(layer, name))
+    return sorted(tuple(r) for r in df.select(*cols).collect())
+
+
+@pytest.fixture(scope="module")
+def erased(spark, settings, tmp_path_factory):
+    from pipelines.privacy.keys import load_keys, new_key_file
+
+    key_file = tmp_path_factory.mktemp("keys") / "keys.json"
+    new_key_file(key_file, ("adsdata",), now=datetime(2026, 1, 1, tzinfo=UTC))
+    keys = load_keys(key_file)
+    wh = build_warehouse(spark, tmp_path_factory.mktemp("wh"))
+    before = files_mentioning(wh.root, ANN_NEEDLES)
+    report = forget(spark, settings, wh, [ANN], keys, NOW, request_ids={ANN: "r-1"})
+    return {"wh": wh, "keys": keys, "report": report, "before": before}
+
+
+def test_the_warehouse_held_ann_in_data_files_and_logs_before(erased):
+    before = erased["before"]
+    assert any("_delta_log" in f for f in before) and any(f.endswith(".parquet") and "_delta_log" not in f
+                                                          for f in before)
+
+
+def test_no_file_under_the_warehouse_mentions_ann_afterwards(erased):
+    """Every file, every version: data Parquet, deletion vectors, commits, checksums, checkpoints (decoded)."""
+    assert files_mentioning(erased["wh"].root, ANN_NEEDLES) == []
+
+
+def test_bob_is_still_found_by_the_same_scan(erased):
+    assert files_mentioning(erased["wh"].root, [BOB]) != []
+
+
+def test_ann_rows_are_gone_and_bob_rows_untouched(spark, erased):
+    wh = erased["wh"]
+    assert _rows(spark, wh, "silver", "customers", "customer_id", "email") == [(BOB, BOB_EMAIL)]
+    assert _rows(spark, wh, "silver", "identity_links", "customer_id", "id_value") == [(BOB, BOB_COOKIE)]
+    assert _rows(spark, wh, "silver", "web_events", "event_id") == [("w3",)]
+    assert _rows(spark, wh, "silver", "erasure_requests", "request_id") == []
+    assert _rows(spark, wh, "gold", "web_profiles", "customer_id") == [(BOB,)]
+    assert _rows(spark, wh, "gold", "tv_profiles", "customer_id") == [(BOB,)]
+    assert _rows(spark, wh, "gold", "adsdata_export", "pseudo_id") == [("p-bob",)]
+    assert _rows(spark, wh, "bronze", "customers", "_source_file") == [("customers/f1.csv",)]
+    assert [json.loads(r[0])["event_id"] for r in _rows(spark, wh, "bronze", "web_events", "raw")] == ["w3"]
+    assert _rows(spark, wh, "ops", "quarantine", "line") == [(3,)]
+    assert _rows(spark, wh, "ops", "runs", "run_id") == [("run-1",)]
+
+
+def test_the_ledger_keeps_the_pseudonym_without_the_customer_so_the_next_delivery_revokes_it(spark, erased):
+    assert _rows(spark, erased["wh"], "ops", "adsdata_ledger", "pseudo_id", "customer_id") == [
+        ("p-ann", None), ("p-bob", BOB)]
+    assert erased["report"].pending_revocations == 1
+
+
+def test_tombstones_hold_keyed_hashes_of_the_customer_and_device_ids_only(spark, erased):
+    key = erased["keys"].active(INTERNAL)
+    expected = sorted(
+        (hmac.new(key.secret, f"tombstone:{v.lower()}".encode(), hashlib.sha256).hexdigest(), key.key_id, kind,
+         "r-1", date(2026, 11, 26))
+        for v, kind in ((ANN, "customer_id"), (ANN_COOKIE, "device_id"), (ANN_MADID, "device_id"),
+                        (ANN_DECODER, "device_id")))
+    got = sorted(tuple(r) for r in tombstoned(spark, erased["wh"], erased["keys"]).collect())
+    assert got == expected
+
+
+def test_report_counts_what_was_deleted(erased):
+    r = erased["report"]
+    assert r.people == 1 and r.requests == ("r-1",) and r.tombstones == 4 and r.unmapped_tables == ()
+    assert {k: v for k, v in r.rows_deleted.items() if v} == {
+        "bronze/customers": 1, "bronze/web_events": 2, "silver/customers": 1, "silver/identity_links": 3,
+        "silver/web_events": 2, "silver/erasure_requests": 1, "gold/web_profiles": 1, "gold/adsdata_export": 1,
+        "ops/quarantine": 2}
+    assert r.rows_scrubbed == {"ops/adsdata_ledger": 1}
+    assert ANN not in r.summary() and ANN not in repr(r)
+
+
+def test_forgetting_again_finds_nothing_and_keeps_one_tombstone_each(spark, settings, erased):
+    again = forget(spark, settings, erased["wh"], [ANN], erased["keys"], NOW, request_ids={ANN: "r-2"})
+    assert sum(again.rows_deleted.values()) == 0 and sum(again.rows_scrubbed.values()) == 0
+    assert tombstoned(spark, erased["wh"], erased["keys"]).count() == 4
+
+
+def test_tombstones_under_a_key_missing_from_the_key_file_are_refused(spark, erased, keyring):
+    from pipelines.rights.erasure import TombstoneKeyMissing
+
+    with pytest.raises(TombstoneKeyMissing, match="restore the retired key"):
+        tombstoned(spark, erased["wh"], keyring)
+
+
+# ------------------------------------------------------------------------------------------- re-ingestion
+
+def test_landing_lines_of_an_erased_person_are_dropped_before_ingestion(spark, erased):
+    """Old landing files re-ingested: every line holding Ann's id or a device of hers as a whole field goes,
+    malformed ones included; lines where her id is only part of a longer field stay."""
+    lines = [
+        _customer_line(ANN, ANN_EMAIL, ANN_PHONE, "2026-01-01T00:00:00+01:00"),
+        _customer_line(BOB, BOB_EMAIL, BOB_PHONE, "2026-01-01T00:00:00+01:00"),
+        _web_line("w1", ANN_COOKIE, None),
+        _web_line("w2", None, ANN_MADID.lower()),
+        _web_line("w3", BOB_COOKIE, None),
+        f'{{"event_id": "e9", "customer_id": "{ANN}", "purp',
+        f"v1,{ANN}0,decoder",
+        f"{BOB},cookie_id,{ANN_COOKIE}x,proximus.be,2026-01-01T00:00:00+01:00",
+    ]
+    df = spark.createDataFrame([(x, i) for i, x in enumerate(lines)], "raw string, line int")
+    keep = tombstone_filter(spark, erased["wh"], erased["keys"])
+    assert sorted(r.line for r in keep(df).collect()) == [1, 4, 6, 7]
+
+
+def test_without_any_tombstone_the_filter_is_the_identity(spark, tmp_path, keyring):
+    df = spark.createDataFrame([(ANN,)], "raw string")
+    assert tombstone_filter(spark, io.Warehouse(tmp_path), keyring)(df) is df
+
+
+def test_tombstones_of_a_retired_internal_key_still_match(spark, erased, tmp_path):
+    """After ``audience keys rotate --recipient internal``, tombstones written under the old key still work."""
+    from pipelines.privacy.keys import load_keys, rotate
+
+    key_file = tmp_path / "keys.json"
+    key_file.write_text(json.dumps({"format": 1, "recipients": {
+        INTERNAL: {"active": erased["keys"].active(INTERNAL).key_id, "keys": {
+            erased["keys"].active(INTERNAL).key_id: {"secret": erased["keys"].active(INTERNAL).secret.hex()}}}}}))
+    rotate(key_file, INTERNAL)
+    rotated = load_keys(key_file)
+    assert rotated.active(INTERNAL).key_id != erased["keys"].active(INTERNAL).key_id
+    df = spark.createDataFrame([(_web_line("w1", ANN_COOKIE, None),), (_web_line("w3", BOB_COOKIE, None),)], "raw string")
+    kept = without_tombstoned(df, tombstoned(spark, erased["wh"], rotated), rotated).collect()
+    assert [json.loads(r.raw)["event_id"] for r in kept] == ["w3"]
+
+
+# ------------------------------------------------------------------------------------------- a full run
+
+@pytest.mark.slow
+def test_every_table_of_a_full_run_is_in_the_erasure_map_and_forget_leaves_no_trace(spark, settings, tmp_path,
+                                                                                      keyring):
+    """On generated data: after a daily run every table is covered, and forgetting a customer with devices
+    leaves no file (any layer, any version, logs included) with their id, e-mail, phone or device ids."""
+    from pipelines.generate.landing import GenerateOptions, generate_landing
+    from pipelines.jobs.daily import run_daily
+    from pipelines.rights.erasure import find_subject, unmapped_tables
+
+    landing, warehouse = tmp_path / "landing", tmp_path / "warehouse"
+    end = date(2026, 11, 24)
+    generate_landing(spark, landing, GenerateOptions(customers=40, days=2, end_date=end, seed=3), settings)
+    run_daily(spark, settings, landing, warehouse, end, keyring, now=datetime(2026, 11, 25, 6, tzinfo=UTC))
+    wh = io.Warehouse(warehouse)
+    assert unmapped_tables(wh) == []
+    links = io.read(spark, wh.table("silver", "identity_links"))
+    victim = links.groupBy("customer_id").count().orderBy(F.desc("count"), "customer_id").first().customer_id
+    subject = find_subject(spark, wh, [victim])
+    needles = subject.needles
+    assert len(needles) >= 3 and files_mentioning(wh.root, needles) != []
+    report = forget(spark, settings, wh, [victim], keyring, NOW)
+    assert report.unmapped_tables == ()
+    assert files_mentioning(wh.root, needles) == []
