@@ -158,8 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("demo", cmd_demo, "generate a landing zone and run the daily pipeline on the embedded default")
     sp.add_argument("--workdir", default="demo-workdir", help="where landing, warehouse and keys go")
-    sp.add_argument("--customers", type=_positive, default=2000)
-    sp.add_argument("--days", type=_positive, default=28)
+    # Small on purpose: a newcomer's first run on a laptop; `audience generate` makes bigger landing zones.
+    sp.add_argument("--customers", type=_positive, default=1000)
+    sp.add_argument("--days", type=_positive, default=14)
 
     sp = add("generate", cmd_generate, "write a synthetic landing zone (deterministic for a seed)")
     sp.add_argument("--landing", required=True)

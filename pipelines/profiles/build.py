@@ -44,7 +44,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -267,8 +267,12 @@ def _evidence(scores: Scores, published: DataFrame, channel: str, refs: ProfileR
     )
 
 
+def _identity(df: DataFrame) -> DataFrame:
+    return df
+
+
 def build_profiles(inputs: ProfileInputs, elig: DataFrame, refs: ProfileReferences, settings: Settings,
-                   as_of: date) -> ProfileOutputs:
+                   as_of: date, cut: Callable[[DataFrame], DataFrame] = _identity) -> ProfileOutputs:
     """TV and web profiles at ``as_of`` and their evidence: no I/O, every customer-keyed source gated first.
 
     * TV (P1, C6): customers ``eligible_tv_profile`` (adult, not erased, no objection to TV personalisation);
@@ -281,6 +285,11 @@ def build_profiles(inputs: ProfileInputs, elig: DataFrame, refs: ProfileReferenc
       minutes against the population of customers eligible for both; an interest's web score is the larger of
       its event score and its viewing score. TV ad exposures (cross-media consistency) are features, not
       interests, and are filled only for customers eligible for TV personalisation (else null).
+
+    ``cut`` is applied to the frames that several outputs share (scores, published interests, attributes, linked
+    devices): the daily run passes :func:`pipelines.io.materialise`, which computes each once and cuts its
+    lineage. Without it the three outputs repeat every shared computation, and the plans grow to hundreds of
+    stages for a few customers. The default (identity) keeps the function free of side effects for tests.
     """
     p = settings.profiles
     tz = settings.timezone
@@ -290,10 +299,10 @@ def build_profiles(inputs: ProfileInputs, elig: DataFrame, refs: ProfileReferenc
 
     # --- TV profile -------------------------------------------------------------------------------------
     tv_daily = only_eligible(inputs.tv_daily, elig, "tv_profile")
-    tv_scores = score_interests(tv_units(tv_daily, refs.genre_map, refs.subgenre_map), minutes)
-    tv_published = top_interests(qualified(tv_scores, minutes), refs.labels, p.max_interests)
+    tv_scores = _cut_scores(score_interests(tv_units(tv_daily, refs.genre_map, refs.subgenre_map), minutes), cut)
+    tv_published = cut(top_interests(qualified(tv_scores, minutes), refs.labels, p.max_interests))
     tv_profiles = (
-        _attributes(inputs, elig, refs, settings, as_of, "tv_profile", "eligible_tv_profile")
+        cut(_attributes(inputs, elig, refs, settings, as_of, "tv_profile", "eligible_tv_profile"))
         .join(tv_published, "customer_id", "left")
         .withColumn("interests", F.coalesce(F.col("interests"), empty_interests()))
         .withColumn("as_of", F.lit(as_of))
@@ -301,7 +310,7 @@ def build_profiles(inputs: ProfileInputs, elig: DataFrame, refs: ProfileReferenc
     )
 
     # --- Web profile ------------------------------------------------------------------------------------
-    linked = linked_ad_ids(only_eligible(inputs.identity_links, elig, "web_profile"), cutoff)
+    linked = cut(linked_ad_ids(only_eligible(inputs.identity_links, elig, "web_profile"), cutoff))
     web_units = (
         web_event_units(resolve_devices(inputs.web_daily, linked), refs.content_map, p.web_event_weights)
         .unionByName(loyalty_units(only_eligible(inputs.loyalty_events, elig, "web_profile"), refs.content_map,
@@ -309,14 +318,15 @@ def build_profiles(inputs: ProfileInputs, elig: DataFrame, refs: ProfileReferenc
         .unionByName(purchase_units(only_eligible(inputs.purchases, elig, "web_profile"), refs.product_map,
                                     p.purchase_weight, tz))
     )
-    web_scores = score_interests(web_units, events)
+    web_scores = _cut_scores(score_interests(web_units, events), cut)
     viewing_for_web = only_eligible(only_eligible(inputs.tv_daily, elig, "tv_profile"), elig, "web_profile")
-    viewing_scores = score_interests(tv_units(viewing_for_web, refs.genre_map, refs.subgenre_map), minutes)
+    viewing_scores = _cut_scores(
+        score_interests(tv_units(viewing_for_web, refs.genre_map, refs.subgenre_map), minutes), cut)
     candidates = (
         qualified(web_scores, events).unionByName(qualified(viewing_scores, minutes))
         .groupBy("customer_id", "iab_audience_id").agg(F.max("score").alias("score"))
     )
-    web_published = top_interests(candidates, refs.labels, p.max_interests)
+    web_published = cut(top_interests(candidates, refs.labels, p.max_interests))
 
     both = elig.where(F.col("eligible_web_profile") & F.col("eligible_tv_profile")).select(
         "customer_id", F.lit(True).alias("_tv_ok"))
@@ -324,7 +334,7 @@ def build_profiles(inputs: ProfileInputs, elig: DataFrame, refs: ProfileReferenc
         only_eligible(only_eligible(inputs.tv_ad_exposures, elig, "tv_profile"), elig, "web_profile"), as_of, tz)
     no_ids = F.array().cast("array<string>")
     web_profiles = (
-        _attributes(inputs, elig, refs, settings, as_of, "web_profile", "eligible_web_profile")
+        cut(_attributes(inputs, elig, refs, settings, as_of, "web_profile", "eligible_web_profile"))
         .join(web_published, "customer_id", "left")
         .join(ad_ids(linked), "customer_id", "left")
         .join(both, "customer_id", "left")
@@ -349,6 +359,10 @@ def build_profiles(inputs: ProfileInputs, elig: DataFrame, refs: ProfileReferenc
     )
     scores = {"tv": tv_scores, "web": web_scores, "web_viewing": viewing_scores}
     return ProfileOutputs(tv_profiles, web_profiles, evidence, scores)
+
+
+def _cut_scores(scores: Scores, cut: Callable[[DataFrame], DataFrame]) -> Scores:
+    return Scores(interests=cut(scores.interests), sources=cut(scores.sources))
 
 
 # ---------------------------------------------------------------------------------- incremental aggregates
@@ -546,22 +560,16 @@ def stage_profiles(ctx: RunContext, elig: DataFrame) -> None:
 
     with ctx.progress.stage("profiles") as counts:
         refs = profile_references(ctx.spark, ctx.settings.conf_dir)
-        out = build_profiles(read_inputs(ctx), elig, refs, ctx.settings, ctx.as_of)
-        for df in out.intermediates:
-            df.persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            io.overwrite(out.evidence, ctx.wh.table("silver", EVIDENCE))
-            tv_profiles = io.materialise(out.tv_profiles)  # later stages build on them: cut the lineage
-            web_profiles = io.materialise(out.web_profiles)
-            figures = {
-                "tv": tv_profiles.agg(F.count(F.lit(1)).alias("n"),
-                                      F.sum((F.size("interests") > 0).cast("int")).alias("k")).first(),
-                "web": web_profiles.agg(F.count(F.lit(1)).alias("n"),
-                                        F.sum((F.size("interests") > 0).cast("int")).alias("k")).first(),
-            }
-        finally:
-            for df in out.intermediates:
-                df.unpersist()
+        out = build_profiles(read_inputs(ctx), elig, refs, ctx.settings, ctx.as_of, cut=io.materialise)
+        io.overwrite(out.evidence, ctx.wh.table("silver", EVIDENCE))
+        tv_profiles = io.materialise(out.tv_profiles)  # later stages build on them: cut the lineage
+        web_profiles = io.materialise(out.web_profiles)
+        figures = {
+            "tv": tv_profiles.agg(F.count(F.lit(1)).alias("n"),
+                                  F.sum((F.size("interests") > 0).cast("int")).alias("k")).first(),
+            "web": web_profiles.agg(F.count(F.lit(1)).alias("n"),
+                                    F.sum((F.size("interests") > 0).cast("int")).alias("k")).first(),
+        }
         evidence_rows = io.read(ctx.spark, ctx.wh.table("silver", EVIDENCE)).count()
         for channel, row in figures.items():
             ctx.metrics[f"profiles.{channel}"] = float(row.n or 0)

@@ -390,6 +390,8 @@ def make_ctx(spark, settings, tmp_path: Path, keys, as_of: date, outputs: dict[s
 def run(spark, settings, tmp_path, keys, as_of, elig) -> tuple[Any, dict[str, tuple], dict[str, tuple]]:
     ctx = make_ctx(spark, settings, tmp_path, keys, as_of, profile_outputs(spark))
     stage_adsdata(ctx, elig)
+    for action in ctx.after_publish:  # what publication does once the run's checks pass
+        action()
     export = {r.pseudo_id: (r.key_id, r.change, r.expires_at, r.age_band, r.region, r.as_of)
               for r in ctx.outputs["adsdata_export"].collect()}
     revoked = {r.pseudo_id: (r.key_id, r.reason, r.detail, r.as_of)
