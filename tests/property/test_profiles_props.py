@@ -146,21 +146,8 @@ class Harness:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def tiny_data_spark(spark):
-    """Runtime settings for in-memory test inputs, restored afterwards: RDD-backed test DataFrames have no size
-    statistics, so let the planner treat them as small (broadcast joins), use one shuffle partition and skip
-    whole-stage code generation (compiling costs more than it saves on a few rows)."""
-    wanted = {"spark.sql.defaultSizeInBytes": str(1 << 20), "spark.sql.shuffle.partitions": "1",
-              "spark.sql.codegen.wholeStage": "false"}
-    previous = {key: spark.conf.get(key, None) for key in wanted}
-    for key, value in wanted.items():
-        spark.conf.set(key, value)
-    yield
-    for key, value in previous.items():
-        if value is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, value)
+def _tiny_data(tiny_data_spark):
+    """Small-input Spark settings for this module (see ``tiny_data_spark`` in tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")
