@@ -36,6 +36,9 @@ def build_session(settings: SparkSettings, **extra_conf: str) -> SparkSession:
         .config("spark.ui.showConsoleProgress", "false")
         # Deletion vectors are purged explicitly on erasure (REORG ... APPLY (PURGE)); keep them for speed.
         .config("spark.databricks.delta.properties.defaults.enableDeletionVectors", "true")
+        # VACUUM lists files with this many tasks (Spark's default is 10000): on a small table that made each
+        # VACUUM of an erasure take about 50 s instead of about 12 s (measured, 150-customer warehouse).
+        .config("spark.sql.sources.parallelPartitionDiscovery.parallelism", str(max(2, settings.shuffle_partitions)))
     )
     if os.environ.get("SPARK_MASTER_OVERRIDE"):
         builder = builder.master(os.environ["SPARK_MASTER_OVERRIDE"])
