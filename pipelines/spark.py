@@ -36,8 +36,8 @@ def build_session(settings: SparkSettings, **extra_conf: str) -> SparkSession:
         .config("spark.ui.showConsoleProgress", "false")
         # Deletion vectors are purged explicitly on erasure (REORG ... APPLY (PURGE)); keep them for speed.
         .config("spark.databricks.delta.properties.defaults.enableDeletionVectors", "true")
-        # VACUUM lists files with this many tasks (Spark's default is 10000): on a small table that made each
-        # VACUUM of an erasure take about 50 s instead of about 12 s (measured, 150-customer warehouse).
+        # VACUUM lists files with this many tasks (Spark's default is 10000): on small tables the default made
+        # each VACUUM of an erasure several times slower (benchmarks/results/vacuum-listing.md).
         .config("spark.sql.sources.parallelPartitionDiscovery.parallelism", str(max(2, settings.shuffle_partitions)))
     )
     if os.environ.get("SPARK_MASTER_OVERRIDE"):
