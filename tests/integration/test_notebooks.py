@@ -22,7 +22,7 @@ TIMEOUT_S = 600
 # Plots each notebook draws when every table it reads is in the warehouse and holds rows.
 PLOTS = {
     "analyst_segments_and_profiles.ipynb": 5,  # interests, segment sizes, overlaps, size history, evidence
-    "privacy_office_quality_and_consent.ipynb": 6,  # checks, quarantine, consent, eligibility, geo, Ads & Data
+    "privacy_office_quality_and_consent.ipynb": 7,  # checks, quarantine, consent, eligibility, geo, map, Ads & Data
 }
 # The tables each notebook reads; every one is optional for the notebook (absent: a line, no plot).
 TABLES = {

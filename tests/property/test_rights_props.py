@@ -2,20 +2,17 @@
 runs, no output ever holds a person after their erasure or withdrawal takes effect, and an erased person is in no
 file under the warehouse at all -- data, old versions, logs -- however often old deliveries are re-ingested.
 
-Each run mirrors the daily order the rights stages need: ingest ``erasure_requests`` -> :func:`stage_erasure` ->
-ingest the other sources through the tombstone filter -> consent gate -> outputs (gated audiences written as
-``gold/tv_profiles`` and ``gold/web_profiles``). The filter is applied where ingestion reads raw lines, as the
-daily job does once wired (``pipelines.sources.ingest.read_raw_lines``).
+Each run is the daily job's ingestion stage (:func:`pipelines.jobs.daily.stage_ingest`: ingest ``erasure_requests``
+-> erasure -> every other source through the tombstone filter), its consent gate, and gated audiences written as
+``gold/tv_profiles`` and ``gold/web_profiles`` (the full profile computation is tested elsewhere).
 """
 from __future__ import annotations
 
 import json
 import shutil
 import tempfile
-from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings as hsettings, strategies as st
@@ -23,13 +20,10 @@ from pyspark.sql import functions as F
 
 from pipelines import io
 from pipelines.consent.gate import only_eligible
-from pipelines.jobs.daily import RunContext, stage_gate
+from pipelines.jobs.daily import RunContext, stage_gate, stage_ingest
 from pipelines.progress import Progress
-from pipelines.rights.erasure import files_mentioning, stage_erasure, tombstone_filter
+from pipelines.rights.erasure import files_mentioning
 from pipelines.schemas import LANDING_COLUMNS
-from pipelines.sources import ingest as ingest_module
-from pipelines.sources.reference_sets import reference_sets
-from pipelines.sources.rules import load_source_rules
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +31,6 @@ UTC = timezone.utc
 DAY0 = date(2026, 11, 1)
 PEOPLE = ("C00000011", "C00000012", "C00000013")
 PURPOSES = ("tv_personalised_ads", "web_profile")
-SOURCES_AFTER_ERASURE = ("customers", "consent_events", "identity_links", "web_events")
 
 
 def cookie(p: str) -> str:
@@ -94,32 +87,10 @@ def base_landing(landing: Path) -> None:
             _consent(landing, DAY0, p, purpose, "grant", n)
 
 
-@contextmanager
-def tombstones_at_ingestion(exclude):
-    original = ingest_module.read_raw_lines
-
-    def filtered(*args, **kwargs):
-        return exclude(original(*args, **kwargs))
-
-    with mock.patch.object(ingest_module, "read_raw_lines", filtered):
-        yield
-
-
 def daily_run(spark, settings, wh: io.Warehouse, landing: Path, as_of: date, keys) -> None:
     started = datetime.combine(as_of, datetime.min.time(), UTC) + timedelta(hours=21)
     ctx = RunContext(spark, settings, wh, landing, as_of, f"run-{as_of}", started, keys, progress=Progress(quiet=True))
-    rules, reference = load_source_rules(settings.conf_dir), reference_sets(settings)
-
-    def ingest(source: str) -> None:
-        ingest_module.ingest_source(spark, wh, landing, rules[source], reference, ctx.run_id, started,
-                                    settings.ingestion.max_clock_skew_minutes, settings.ingestion.min_year)
-
-    with tombstones_at_ingestion(tombstone_filter(spark, wh, keys)):  # re-delivered requests of erased people
-        ingest("erasure_requests")
-    stage_erasure(ctx)
-    with tombstones_at_ingestion(tombstone_filter(spark, wh, keys)):
-        for source in SOURCES_AFTER_ERASURE:
-            ingest(source)
+    stage_ingest(ctx)  # the daily job's own order: erasure requests, erasure, tombstone filter, every other source
     elig = stage_gate(ctx)
     customers = ctx.silver("customers").select("customer_id").distinct()
     io.overwrite(only_eligible(customers, elig, "tv_profile").withColumn("as_of", F.lit(as_of)),

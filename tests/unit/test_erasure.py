@@ -7,7 +7,8 @@ import hashlib
 import hmac
 import json
 import re
-from datetime import date, datetime, timezone
+import shutil
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -348,24 +349,95 @@ def test_tombstones_of_a_retired_internal_key_still_match(spark, erased, tmp_pat
 
 @pytest.mark.slow
 def test_every_table_of_a_full_run_is_in_the_erasure_map_and_forget_leaves_no_trace(spark, settings, tmp_path,
-                                                                                      keyring):
-    """On generated data: after a daily run every table is covered, and forgetting a customer with devices
-    leaves no file (any layer, any version, logs included) with their id, e-mail, phone or device ids."""
-    from pipelines.generate.landing import GenerateOptions, generate_landing
-    from pipelines.jobs.daily import run_daily
+                                                                                      pipeline_run, e2e_keyring):
+    """On the end-to-end warehouse (two generated daily runs): every table is covered; forgetting a customer with
+    devices leaves no file (any layer, any version, logs included) with their id, e-mail, phone or device ids; and
+    delivering every old landing file that mentions them again, as a new day, brings none of it back (R1)."""
+    from pipelines.jobs.daily import RunContext, stage_ingest
+    from pipelines.progress import Progress
     from pipelines.rights.erasure import find_subject, unmapped_tables
 
-    landing, warehouse = tmp_path / "landing", tmp_path / "warehouse"
-    end = date(2026, 11, 24)
-    generate_landing(spark, landing, GenerateOptions(customers=40, days=2, end_date=end, seed=3), settings)
-    run_daily(spark, settings, landing, warehouse, end, keyring, now=datetime(2026, 11, 25, 6, tzinfo=UTC))
-    wh = io.Warehouse(warehouse)
+    from conftest import warehouse_copy
+
+    wh = warehouse_copy(pipeline_run, tmp_path / "warehouse")
     assert unmapped_tables(wh) == []
     links = io.read(spark, wh.table("silver", "identity_links"))
     victim = links.groupBy("customer_id").count().orderBy(F.desc("count"), "customer_id").first().customer_id
     subject = find_subject(spark, wh, [victim])
     needles = subject.needles
     assert len(needles) >= 3 and files_mentioning(wh.root, needles) != []
-    report = forget(spark, settings, wh, [victim], keyring, NOW)
+    report = forget(spark, settings, wh, [victim], e2e_keyring, NOW)
     assert report.unmapped_tables == ()
     assert files_mentioning(wh.root, needles) == []
+
+    # Replay: every landing file that mentions the person is delivered again under a new date, and the daily
+    # ingestion stage (erasure requests, erasure, tombstone filter, every source) reads it.
+    landing = tmp_path / "landing"
+    shutil.copytree(pipeline_run.landing, landing)
+    day = pipeline_run.second.as_of + timedelta(days=1)
+    replayed: dict[str, int] = {}
+    for f in sorted(pipeline_run.landing.rglob("part-*")):
+        if any(n in f.read_text(encoding="utf-8").lower() for n in needles):
+            source = f.relative_to(pipeline_run.landing).parts[0]
+            dest = landing / source / f"date={day.isoformat()}" / f"replay-{len(replayed)}{f.suffix}"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, dest)
+            replayed[source] = replayed.get(source, 0) + 1
+    assert {"customers", "identity_links"} <= set(replayed), replayed
+    started = datetime.combine(day, datetime.min.time(), UTC).replace(hour=6)
+    ctx = RunContext(spark, settings, wh, landing, day, "replay-run", started, e2e_keyring,
+                     progress=Progress(quiet=True))
+    stage_ingest(ctx)
+    for source, n in replayed.items():  # the files were read: other people's lines came in (as duplicates)
+        assert ctx.metrics[f"ingest.{source}.files"] == n and ctx.metrics[f"ingest.{source}.rows"] > 0, source
+    assert files_mentioning(wh.root, needles) == []
+
+
+# ------------------------------------------------------------------------------------------- the direct purge
+
+def _data_files(root: Path) -> set[str]:
+    return {str(f.relative_to(root)) for f in root.rglob("*")
+            if f.is_file() and "_delta_log" not in f.parts and not f.name.startswith(".")}
+
+
+def test_vacuum_now_deletes_exactly_the_files_of_older_versions(spark, tmp_path):
+    """Partition values that need escaping, three versions, old files gone, live files and rows intact."""
+    from delta.tables import DeltaTable
+
+    from pipelines.rights.erasure import vacuum_now
+
+    root = tmp_path / "odd table"
+    schema = "k string, v int"
+    spark.createDataFrame([("a b%c=d/é", 1), ("x", 2)], schema).write.format("delta").partitionBy("k").save(str(root))
+    spark.createDataFrame([("a b%c=d/é", 3), ("y", 4)], schema).write.format("delta").mode("overwrite").save(str(root))
+    spark.createDataFrame([("z", 5)], schema).write.format("delta").mode("append").save(str(root))
+    live = {str(Path(p.removeprefix("file:")).relative_to(root))
+            for p in spark.read.format("delta").load(str(root)).inputFiles()}
+    before = _data_files(root)
+    assert len(before) > len(live) and (root / "k=x").is_dir()
+
+    deleted = vacuum_now(spark, root)
+
+    assert deleted == len(before) - len(live) and _data_files(root) == live  # done directly, not by Delta
+    assert not (root / "k=x").exists()  # a partition left empty goes too
+    assert sorted(tuple(r) for r in spark.read.format("delta").load(str(root)).collect()) == [
+        ("a b%c=d/é", 3), ("y", 4), ("z", 5)]
+    with pytest.raises(Exception):  # the first version's files are gone
+        spark.read.format("delta").option("versionAsOf", 0).load(str(root)).collect()
+    assert DeltaTable.forPath(spark, str(root)).history(1).first().operation != "VACUUM END"
+
+
+def test_vacuum_now_leaves_tables_with_live_deletion_vectors_to_delta(spark, tmp_path):
+    """Rows hidden by a deletion vector: the direct purge steps aside, Delta's VACUUM keeps the vector file."""
+    from delta.tables import DeltaTable
+
+    from pipelines.rights.erasure import has_deletion_vectors, vacuum_now
+
+    root = tmp_path / "dv"
+    spark.range(0, 50).selectExpr("cast(id as string) as k").coalesce(1).write.format("delta").save(str(root))
+    DeltaTable.forPath(spark, str(root)).delete("k = '7'")
+    assert has_deletion_vectors(spark, root)
+
+    assert vacuum_now(spark, root) is None
+    assert spark.read.format("delta").load(str(root)).count() == 49
+    assert any(f.name.startswith("deletion_vector") for f in root.iterdir())
