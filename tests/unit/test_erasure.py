@@ -379,7 +379,7 @@ def test_every_table_of_a_full_run_is_in_the_erasure_map_and_forget_leaves_no_tr
     for f in sorted(pipeline_run.landing.rglob("part-*")):
         if any(n in f.read_text(encoding="utf-8").lower() for n in needles):
             source = f.relative_to(pipeline_run.landing).parts[0]
-            dest = landing / source / f"date={day.isoformat()}" / f"replay-{len(replayed)}{f.suffix}"
+            dest = landing / source / f"date={day.isoformat()}" / f"replay-{sum(replayed.values())}{f.suffix}"
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(f, dest)
             replayed[source] = replayed.get(source, 0) + 1
