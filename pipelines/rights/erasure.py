@@ -677,10 +677,28 @@ def tombstone_message(value: Column) -> Column:
     return F.concat(F.lit(f"{TOMBSTONE_NAMESPACE}:"), F.lower(F.trim(value)))
 
 
+REDACTED = "[erased]"
+
+
+def redacted(text: str | None, needles: Sequence[str]) -> str | None:
+    """``text`` with every occurrence of an identifier replaced by ``[erased]`` (case-insensitive).
+
+    Request ids are kept with the tombstones (the access report shows them to an erased person who asks), but
+    operators often build them from the customer id ("ERQ-20261113-C01448380"): stored as they are, they would
+    name the person the tombstone is meant to hide.
+    """
+    if not text:
+        return text
+    for needle in sorted(needles, key=len, reverse=True):
+        text = re.sub(re.escape(needle), REDACTED, text, flags=re.IGNORECASE)
+    return text
+
+
 def tombstone_rows(spark: SparkSession, subject: Subject, keys: KeyRing, request_ids: Mapping[str, str],
                    day: date) -> DataFrame:
     """Tombstones of the subject's customer and device ids under the active internal key (no plaintext)."""
-    rows = [(i.value, i.kind, request_ids.get(i.customer_id)) for i in subject.identifiers if i.kind in (CUSTOMER, DEVICE)]
+    rows = [(i.value, i.kind, redacted(request_ids.get(i.customer_id), subject.needles))
+            for i in subject.identifiers if i.kind in (CUSTOMER, DEVICE)]
     values = spark.createDataFrame(rows, "value string, kind string, request_id string")
     hashed = keyed_hash(values, hmac_pads(keys.active(INTERNAL)), tombstone_message(F.col("value")), out="tombstone")
     return hashed.select("tombstone", "key_id", "kind", "request_id", F.lit(day).cast(DateType()).alias("erased_on"))
@@ -861,7 +879,7 @@ def forget(
     if left:
         raise ErasureIncomplete(f"after the purge, the transaction log of {', '.join(left)} still mentions an erased person")
     return ErasureReport(
-        people=len(ids), requests=tuple(sorted(set(requests.values()))), rows_deleted=deleted,
+        people=len(ids), requests=tuple(sorted({redacted(r, needles) for r in requests.values()})), rows_deleted=deleted,
         rows_scrubbed=scrubbed, tables_purged=len(purged), histories_compacted=tuple(compacted),
         unmapped_tables=tuple(unmapped), tombstones=n_tombstones, pending_revocations=pending,
     )
