@@ -12,7 +12,8 @@
                   scrubbed instead, so the next delivery revokes the pseudonyms: "a revocation goes to
                   Ads & Data")
     5. purge      per table: REORG ... APPLY (PURGE) (deletion vectors hide rows, they do not remove them),
-                  VACUUM RETAIN 0 HOURS (files of older versions), then, where the transaction log still
+                  the files of older versions deleted at once (:func:`vacuum_now`: directly from the snapshot's
+                  file list, or Delta's VACUUM RETAIN 0 HOURS when that is not safe), then, where the log still
                   mentions the person (column statistics hold min/max values!), a checkpoint and the removal
                   of every older log entry
     6. verify     no ``_delta_log`` file mentions any identifier of the person, or ErasureIncomplete
