@@ -50,16 +50,10 @@ def tiny_data_spark(spark):
     """Runtime settings for in-memory test inputs, restored afterwards: RDD-backed test DataFrames have no size
     statistics, so let the planner treat them as small (broadcast joins), and use one shuffle partition (whole-stage
     code generation is off for the whole test session)."""
-    wanted = {"spark.sql.defaultSizeInBytes": str(1 << 20), "spark.sql.shuffle.partitions": "1"}
-    previous = {key: spark.conf.get(key, None) for key in wanted}
-    for key, value in wanted.items():
-        spark.conf.set(key, value)
-    yield
-    for key, value in previous.items():
-        if value is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, value)
+    from pipelines.spark import session_conf
+
+    with session_conf(spark, {"spark.sql.defaultSizeInBytes": str(1 << 20), "spark.sql.shuffle.partitions": "1"}):
+        yield
 
 
 @pytest.fixture()

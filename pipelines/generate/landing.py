@@ -34,6 +34,7 @@ from pipelines.generate.refdata import load_reference
 from pipelines.generate.render import BAD_DATE, BAD_TIMESTAMP, BadRowSpec, render_lines
 from pipelines.generate.sources import BUILDERS, SNAPSHOT_SOURCES
 from pipelines.schemas import LANDING_COLUMNS, LANDING_FORMAT
+from pipelines.spark import session_conf
 
 #: Sources generated concurrently.
 PARALLEL_SOURCES = 2
@@ -235,22 +236,12 @@ def generate_landing(
     # Whole-stage code generation is off while generating: the row renderers are wide expressions whose
     # generated class Janino cannot compile ("Failed to compile the generated Java code", a long ERROR trace);
     # Spark then falls back to interpreted evaluation anyway. Output is the same either way.
-    previous = spark.conf.get(WHOLE_STAGE, None)
-    spark.conf.set(WHOLE_STAGE, "false")
-    try:
-        # Two sources at a time: planning a source is single-threaded driver work, so this keeps both cores
-        # busy on small runs. Sources are independent, so the output does not depend on the interleaving.
-        with ThreadPoolExecutor(max_workers=PARALLEL_SOURCES) as pool:
-            futures = {s: pool.submit(write_source, ctx, s, landing, options.bad_row_share) for s in chosen}
-            return {source: future.result() for source, future in futures.items()}
-    finally:
-        if previous is None:
-            spark.conf.unset(WHOLE_STAGE)
-        else:
-            spark.conf.set(WHOLE_STAGE, previous)
-
-
-WHOLE_STAGE = "spark.sql.codegen.wholeStage"
+    # Two sources at a time: planning a source is single-threaded driver work, so this keeps both cores
+    # busy on small runs. Sources are independent, so the output does not depend on the interleaving.
+    with session_conf(spark, {"spark.sql.codegen.wholeStage": "false"}), \
+            ThreadPoolExecutor(max_workers=PARALLEL_SOURCES) as pool:
+        futures = {s: pool.submit(write_source, ctx, s, landing, options.bad_row_share) for s in chosen}
+        return {source: future.result() for source, future in futures.items()}
 
 
 __all__ = ["GenerateOptions", "generate_landing", "write_source", "bad_row_kinds", "BAD_ROWS", "DEFAULT_END_DATE"]

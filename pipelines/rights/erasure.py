@@ -698,8 +698,7 @@ def redacted(text: str | None, needles: Sequence[str]) -> str | None:
 def tombstone_rows(spark: SparkSession, subject: Subject, keys: KeyRing, request_ids: Mapping[str, str],
                    day: date) -> DataFrame:
     """Tombstones of the subject's customer and device ids under the active internal key (no plaintext)."""
-    rows = [(i.value, i.kind, redacted(request_ids.get(i.customer_id), subject.needles))
-            for i in subject.identifiers if i.kind in (CUSTOMER, DEVICE)]
+    rows = [(i.value, i.kind, request_ids.get(i.customer_id)) for i in subject.identifiers if i.kind in (CUSTOMER, DEVICE)]
     values = spark.createDataFrame(rows, "value string, kind string, request_id string")
     hashed = keyed_hash(values, hmac_pads(keys.active(INTERNAL)), tombstone_message(F.col("value")), out="tombstone")
     return hashed.select("tombstone", "key_id", "kind", "request_id", F.lit(day).cast(DateType()).alias("erased_on"))
@@ -850,6 +849,8 @@ def forget(
     requests = {c: (request_ids or {}).get(c) or default_request for c in ids}
     plan, unmapped = _plan(spark, wh)  # fails before any change when the map does not fit a table
     subject = find_subject(spark, wh, ids)
+    needles = subject.needles
+    requests = {c: redacted(r, needles) for c, r in requests.items()}  # kept with the tombstones: see redacted()
     pending = _pending_revocations(spark, wh, subject)
 
     # Tombstones first: from here on, no ingestion can bring the person back, even if the rest fails.
@@ -858,7 +859,6 @@ def forget(
     n_tombstones = len([i for i in subject.identifiers if i.kind in (CUSTOMER, DEVICE)])
 
     source = subject_frame(spark, subject).localCheckpoint(eager=True)
-    needles = subject.needles
 
     # Per table: delete (or scrub) the person's rows, then purge every table that can hold a person, matched or
     # not: an older version may hold them (a profile overwritten after a withdrawal). Tables that hold nobody
@@ -880,7 +880,7 @@ def forget(
     if left:
         raise ErasureIncomplete(f"after the purge, the transaction log of {', '.join(left)} still mentions an erased person")
     return ErasureReport(
-        people=len(ids), requests=tuple(sorted({redacted(r, needles) for r in requests.values()})), rows_deleted=deleted,
+        people=len(ids), requests=tuple(sorted(set(requests.values()))), rows_deleted=deleted,
         rows_scrubbed=scrubbed, tables_purged=len(purged), histories_compacted=tuple(compacted),
         unmapped_tables=tuple(unmapped), tombstones=n_tombstones, pending_revocations=pending,
     )
