@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from delta.tables import DeltaTable
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
@@ -108,11 +109,17 @@ def materialise(df: DataFrame) -> DataFrame:
     Why: the stages build on each other's outputs (profiles -> segments -> Ads & Data), and a DataFrame used
     in several branches is expanded in every one of them; without a cut, query plans grow exponentially and
     Spark spends minutes just describing them. A reliable checkpoint is used when the SparkContext has a
-    checkpoint directory (``run_daily`` sets one under the warehouse, so a lost executor cannot lose the rows);
-    otherwise a local checkpoint (executor storage; fine in local mode).
+    checkpoint directory (``run_daily`` sets one under the warehouse on a cluster, so a lost executor cannot lose
+    the rows); otherwise a local checkpoint (executor storage; what a local master needs). A reliable checkpoint
+    writes the rows in a second job after the first computed them, so they are cached in between: without the
+    cache Spark computes the whole plan twice.
     """
     if df.sparkSession.sparkContext.getCheckpointDir():
-        return df.checkpoint(eager=True)
+        cached = df.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            return cached.checkpoint(eager=True)
+        finally:
+            cached.unpersist()
     return df.localCheckpoint(eager=True)
 
 

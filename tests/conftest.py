@@ -65,6 +65,12 @@ def keyring(tmp_path):
     return load_keys(path)
 
 
+def with_deletion_vectors(spark, path: Path) -> None:
+    """Turn deletion vectors on for one table (new tables have them off: pipelines/spark.py). Operators' tables
+    created before that change still have them, so erasure and retention are tested on such tables too."""
+    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')")
+
+
 def write_csv(landing: Path, source: str, name: str, lines: list[str]) -> Path:
     """Write a landing CSV file (lines given verbatim, header included by the caller or added here)."""
     from pipelines.schemas import LANDING_COLUMNS

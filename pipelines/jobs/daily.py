@@ -77,30 +77,36 @@ def new_run_id(as_of: date, now: datetime) -> str:
 
 
 def stage_ingest(ctx: RunContext) -> None:
-    """Ingest every source's new landing files into bronze, silver and the quarantine.
+    """Ingest every source's new landing files into bronze, silver and the quarantine, then erase.
 
-    Erasure requests come first and are carried out at once (:func:`~pipelines.rights.erasure.stage_erasure`):
-    the other sources of the same run then drop every raw line of an erased person (tombstones) before bronze.
+    Erasure requests come first: the other sources then skip every line with the customer id of a pending
+    request, and every line holding an id of a person erased by an earlier run (tombstones). After the last
+    source, :func:`~pipelines.rights.erasure.stage_erasure` erases, in one pass, the people with a pending request
+    (with what today's files brought under their device ids) and the customers past their retention.
     """
     from pipelines.rights.erasure import stage_erasure, tombstone_filter
+    from pipelines.rights.retention import expired_customer_requests
 
     rules = load_source_rules(ctx.settings.conf_dir)
     reference = reference_sets(ctx.settings)
+    recover = previous_run_unfinished(ctx)
+    if recover:
+        ctx.progress.say("the previous run did not finish: removing what it left of unrecorded landing files first")
     results: list[IngestResult] = []
     line_filter = None
     for source in INGEST_ORDER:
         if source != "erasure_requests" and line_filter is None:
-            stage_erasure(ctx)
             line_filter = tombstone_filter(ctx.spark, ctx.wh, ctx.keys)
         with ctx.progress.stage(f"ingest {source}") as counts:
             excluded = None if source == "erasure_requests" else ctx.silver("erasure_requests").select("customer_id")
             r = ingest_source(
                 ctx.spark, ctx.wh, ctx.landing, rules[source], reference, ctx.run_id, ctx.started,
                 ctx.settings.ingestion.max_clock_skew_minutes, ctx.settings.ingestion.min_year, excluded,
-                line_filter,
+                line_filter, recover,
             )
             counts.update(files=r.files, rows=r.rows, quarantined=r.quarantined)
             results.append(r)
+    stage_erasure(ctx, expired=expired_customer_requests(ctx.spark, ctx.settings, ctx.wh, ctx.as_of))
     for r in results:
         ctx.metrics[f"ingest.{r.source}.files"] = r.files
         ctx.metrics[f"ingest.{r.source}.rows"] = r.rows
@@ -109,6 +115,15 @@ def stage_ingest(ctx: RunContext) -> None:
         for reason, n in r.reasons.items():
             key = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in reason)
             ctx.metrics[f"quarantine.{r.source}.{key}"] = n
+
+
+def previous_run_unfinished(ctx: RunContext) -> bool:
+    """Whether the latest other run in ``ops/runs`` did not succeed (failed, or still "running" because its
+    process died): it may have left rows of landing files it never recorded as ingested. A run that succeeded
+    ingested every unrecorded file with recovery on, so only the latest run matters. No earlier run: False."""
+    runs = io.read(ctx.spark, ctx.wh.table("ops", "runs"), RUNS).where(F.col("run_id") != ctx.run_id)
+    last = runs.orderBy(F.col("started").desc(), F.col("run_id").desc()).select("status").first()
+    return last is not None and last.status != "succeeded"
 
 
 def stage_gate(ctx: RunContext) -> DataFrame:
@@ -230,8 +245,8 @@ def run_daily(
 ) -> RunResult:
     """Run the daily pipeline for ``as_of``; raises :class:`RunFailed` (after recording it) on failure.
 
-    Order: ingest erasure requests → erase (tombstones) → ingest the other sources → input quality →
-    retention → consent gate → profiles → segments → Ads & Data → geography → reports → refinement upkeep →
+    Order: ingest erasure requests → ingest the other sources (tombstones and pending requests filtered out) →
+    erase (requests and customers past retention, one pass) → input quality → retention → consent gate → profiles → segments → Ads & Data → geography → reports → refinement upkeep →
     output quality → publish (only when no critical check failed) → record (ops/runs, MLflow).
     """
     from pipelines.quality.suites import critical_failures, describe_failures, record_results, validate_inputs, validate_outputs
@@ -286,10 +301,14 @@ def run_daily(
 def _checkpoint_dir(ctx: RunContext) -> Path:
     """A fresh checkpoint directory under the warehouse for :func:`io.materialise` (shared storage on a cluster,
     so a lost executor loses no materialised rows). It holds personal data during the run only: leftovers of
-    a crashed run are removed here, under the warehouse lock, and the run removes its own at the end."""
+    a crashed run are removed here, under the warehouse lock, and the run removes its own at the end.
+
+    On a local master the directory is not given to Spark: there is one process, no executor to lose, and
+    local checkpoints cost one job where a reliable one costs two and a disk copy."""
     path = ctx.wh.root / "_checkpoints"
     shutil.rmtree(path, ignore_errors=True)
-    ctx.spark.sparkContext.setCheckpointDir(str(path))
+    if not ctx.spark.sparkContext.master.startswith("local"):
+        ctx.spark.sparkContext.setCheckpointDir(str(path))
     return path
 
 

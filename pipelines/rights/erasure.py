@@ -613,8 +613,11 @@ def compact_history(spark: SparkSession, path: Path) -> int:
         if f.is_file() and m and int(m.group(1)) < version:
             f.unlink()
             removed += 1
-    # Cached snapshots still point at the deleted files.
-    spark._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
+    # Cached snapshots of this table still point at the deleted files. Only this table's entry is dropped:
+    # clearing the whole cache (as before) made every other table of a threaded erasure rebuild its state.
+    jvm = spark._jvm
+    jvm.org.apache.spark.sql.delta.DeltaLog.invalidateCache(
+        spark._jsparkSession, jvm.org.apache.hadoop.fs.Path(str(path)))
     return removed
 
 
@@ -886,30 +889,39 @@ def forget(
     )
 
 
-def stage_erasure(ctx: RunContext, elig: DataFrame | None = None) -> ErasureReport:
-    """Daily-run stage: erase everyone with a pending request in ``silver/erasure_requests``.
+def stage_erasure(ctx: RunContext, elig: DataFrame | None = None, *,
+                  expired: Mapping[str, str] | None = None) -> ErasureReport:
+    """Daily-run stage: erase everyone with a pending request in ``silver/erasure_requests``, and the customers
+    in ``expired`` (customer id -> request id: those past their retention, see
+    :func:`pipelines.rights.retention.expired_customer_requests`), in one :func:`forget`.
 
-    Run it right after ``erasure_requests`` is ingested and before every other source is ingested (their lines
-    are then filtered by the new tombstones) and before the gate: it vacuums files, so no DataFrame of the run may
-    be reading the warehouse yet. ``elig`` is accepted for the stage signature and not used. A request takes
-    effect at once, whatever its ``requested_at``; processed requests leave ``silver/erasure_requests`` (their
-    ids stay with the tombstones). Metrics ``erasure.*``; ``erasure.quarantined_requests`` counts rejected
-    request lines, which need an operator (an erasure request must never be lost silently).
+    The daily job runs it at the end of ingestion (:func:`pipelines.jobs.daily.stage_ingest`): every source of
+    the run is in by then, so one erasure covers what today's files brought as well; and it vacuums files, so it
+    must run before the gate, while no DataFrame of the run is reading the warehouse. One forget for everyone:
+    its cost is per table, hardly per person. ``elig`` is accepted for the stage signature and not used.
+    A request takes effect at once, whatever its ``requested_at``; processed requests leave
+    ``silver/erasure_requests`` (their ids stay with the tombstones). Metrics ``erasure.*`` and
+    ``retention.customers.erased``; ``erasure.quarantined_requests`` counts rejected request lines, which need
+    an operator (an erasure request must never be lost silently).
     """
     with ctx.progress.stage("erasure") as counts:
         pending = (ctx.silver("erasure_requests").where(F.col("customer_id").isNotNull())
                    .groupBy("customer_id").agg(F.array_sort(F.collect_set("request_id")).alias("requests"))
                    .collect())  # pending requests only: processed ones are deleted
+        requests = {r.customer_id: ",".join(x for x in r.requests if x) for r in pending}
+        past_retention = {c: r for c, r in (expired or {}).items() if c not in requests}
         report = ErasureReport()
-        if pending:
-            report = forget(ctx.spark, ctx.settings, ctx.wh, [r.customer_id for r in pending], ctx.keys, ctx.started,
-                            request_ids={r.customer_id: ",".join(x for x in r.requests if x) for r in pending})
+        if requests or past_retention:
+            report = forget(ctx.spark, ctx.settings, ctx.wh, [*requests, *past_retention], ctx.keys, ctx.started,
+                            request_ids={**requests, **past_retention})
         quarantine = _existing(ctx.spark, ctx.wh, "ops", "quarantine")
         rejected = 0 if quarantine is None else quarantine.where(
             (F.col("source") == "erasure_requests") & ~F.col("reason").startswith("duplicate")).count()
         ctx.metrics.update(report.metrics())
         ctx.metrics["erasure.quarantined_requests"] = float(rejected)
-        counts.update(people=report.people, rows=sum(report.rows_deleted.values()), rejected_requests=rejected)
+        ctx.metrics["retention.customers.erased"] = float(len(past_retention))
+        counts.update(people=report.people, rows=sum(report.rows_deleted.values()), rejected_requests=rejected,
+                      past_retention=len(past_retention))
     return report
 
 

@@ -21,7 +21,7 @@ as-of gives the same result (O1).
 
 Customers whose contract ended more than ``customer_years_after_contract`` years before the as-of date are
 erased entirely with :func:`pipelines.rights.erasure.forget` (tombstones included: an old landing file must not
-bring them back). Delivery copies under ``exports/<recipient>/`` older than ``adsdata_days`` are deleted.
+bring them back); the daily job does it in its erasure stage, in the same forget as the day's erasure requests. Delivery copies under ``exports/<recipient>/`` older than ``adsdata_days`` are deleted.
 
 Deleting rows is not enough physically: with deletion vectors a deleted row stays in its file. Each table that
 lost rows is therefore rewritten (``REORG ... APPLY (PURGE)``) and every rule's table is vacuumed with the
@@ -196,18 +196,26 @@ class RetentionReport:
         return out
 
 
+def expired_customer_requests(spark: SparkSession, settings: Settings, wh: io.Warehouse, as_of: date) -> dict[str, str]:
+    """Customers past their retention at ``as_of``, each with the erasure request id ``retention-<as_of>``."""
+    customers_path = wh.table("silver", "customers")
+    if not io.exists(spark, customers_path):
+        return {}
+    ids = expired_customers(io.read(spark, customers_path), as_of, settings.retention.customer_years_after_contract)
+    return {r.customer_id: f"retention-{as_of.isoformat()}" for r in ids.collect()}
+
+
 def enforce_retention(spark: SparkSession, settings: Settings, wh: io.Warehouse, as_of: date, keys: KeyRing,
                       now: datetime, rules: tuple[RetentionRule, ...] = RETENTION_RULES) -> RetentionReport:
-    """Apply the whole policy once: expired customers erased, expired rows deleted, old deliveries removed."""
-    customers_path = wh.table("silver", "customers")
+    """Apply the whole policy once: expired customers erased, expired rows deleted, old deliveries removed.
+
+    The daily job erases expired customers earlier, with the run's erasure requests (one forget for all:
+    :func:`pipelines.rights.erasure.stage_erasure`); here they are then already gone and nobody is erased twice.
+    """
     erased = 0
-    if io.exists(spark, customers_path):
-        ids = [r.customer_id for r in expired_customers(
-            io.read(spark, customers_path), as_of, settings.retention.customer_years_after_contract).collect()]
-        if ids:  # rare, and one erasure for all of them: its purge is the expensive part
-            report = forget(spark, settings, wh, ids, keys, now,
-                            request_ids={c: f"retention-{as_of.isoformat()}" for c in ids})
-            erased = report.people
+    requests = expired_customer_requests(spark, settings, wh, as_of)
+    if requests:  # rare, and one erasure for all of them: its purge is the expensive part
+        erased = forget(spark, settings, wh, list(requests), keys, now, request_ids=requests).people
     rows = apply_retention_rules(spark, wh, settings, as_of, rules)
     before = last_expired_day(as_of, period_days(settings.retention, ADSDATA)) + timedelta(days=1)
     deliveries = {r: len(prune_deliveries(wh.exports / r, before)) for r in settings.adsdata.recipients}
@@ -222,14 +230,18 @@ def stage_retention(ctx: RunContext, elig: DataFrame | None = None) -> Retention
     """
     with ctx.progress.stage("retention") as counts:
         report = enforce_retention(ctx.spark, ctx.settings, ctx.wh, ctx.as_of, ctx.keys, ctx.started)
-        ctx.metrics.update(report.metrics())
+        metrics = report.metrics()
+        # Customers the run's erasure stage already erased for retention count too.
+        metrics["retention.customers.erased"] += ctx.metrics.get("retention.customers.erased", 0.0)
+        ctx.metrics.update(metrics)
         counts.update(rows=sum(report.rows_deleted.values()), deliveries=sum(report.deliveries_deleted.values()),
-                      customers=report.customers_erased)
+                      customers=int(metrics["retention.customers.erased"]))
     return report
 
 
 __all__ = [
     "TRAFFIC", "ADSDATA", "QUARANTINE", "RetentionRule", "RETENTION_RULES", "period_days", "last_expired_day",
-    "raw_time", "expired", "apply_retention_rules", "expired_customers", "RetentionReport", "enforce_retention",
+    "raw_time", "expired", "apply_retention_rules", "expired_customers", "expired_customer_requests",
+    "RetentionReport", "enforce_retention",
     "stage_retention",
 ]

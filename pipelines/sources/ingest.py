@@ -1,9 +1,11 @@
 """Ingestion: landing files → bronze (raw lines) → silver (typed, validated, deduplicated) + quarantine.
 
 Only files not ingested before are read (``ops/ingested_files`` is the bookkeeping), so a daily run reads
-one day. Every step is idempotent: bronze and quarantine rows of a file are replaced, silver rows are
-inserted by key (MERGE), and the file is marked ingested last — a run that dies half-way is completed by
-the next one without duplicating anything.
+one day. A file is marked ingested last, so a run that dies half-way is completed by the next one without
+duplicating anything: with ``recover`` (the daily job sets it when the previous run did not succeed), the rows
+an interrupted run left for the files being ingested are deleted first from bronze, the quarantine and (event
+sources) silver; snapshot sources are upserted by key anyway. Keys already in silver from earlier files are
+re-deliveries: quarantined as duplicates, never inserted twice.
 """
 from __future__ import annotations
 
@@ -138,12 +140,16 @@ def ingest_source(
     min_year: int = 1900,
     excluded: DataFrame | None = None,
     line_filter: Callable[[DataFrame], DataFrame] | None = None,
+    recover: bool = True,
 ) -> IngestResult:
     """Ingest the new files of one source.
 
     ``excluded`` (column ``customer_id``) lists people with a pending erasure request, and ``line_filter`` (the
     erasure tombstones, :func:`pipelines.rights.erasure.tombstone_filter`) drops raw lines of people already
     erased: those rows are neither stored in bronze nor quarantined, so re-delivered files never bring them back.
+    ``recover``: first delete the rows an interrupted run may have left for these files (see the module docs;
+    the daily job passes False when the previous run succeeded: then no such row can exist, and the deletes
+    are three Delta operations per source saved).
     """
     source = rules.source
     files = new_files(spark, wh, landing, source)
@@ -163,13 +169,15 @@ def ingest_source(
             F.lit(source).alias("source"), "raw", "_source_file", "_line", F.lit(run_id).alias("_run_id"),
             F.lit(ingested_at).cast(TimestampType()).alias("_ingested_at"),
         )
-        file_filter = F.col("_source_file").isin(rel)
-        io.delete_where(spark, wh.table("bronze", source), file_filter)
+        if recover:
+            io.delete_where(spark, wh.table("bronze", source), F.col("_source_file").isin(rel))
         io.append(bronze, wh.table("bronze", source))
 
         checked = validate(parse_lines(lines, source), rules, reference, ingested_at, max_skew_minutes, min_year)
         checked = checked.localCheckpoint(eager=True)
         silver_path = wh.table("silver", source)
+        if recover and rules.snapshot is None:  # else an interrupted run's rows would look like re-deliveries
+            io.delete_where(spark, silver_path, F.col("_source_file").isin(rel))
         valid = checked.where(F.col("_reason").isNull())
         if rules.snapshot is None and io.exists(spark, silver_path):
             # A key already in silver is a re-delivery: quarantined as a duplicate, never inserted twice.
@@ -187,21 +195,29 @@ def ingest_source(
             valid = checked.where(F.col("_reason").isNull())
 
         q_path = wh.table("ops", "quarantine")
-        io.delete_where(spark, q_path, F.col("source_file").isin(rel))
+        if recover:
+            io.delete_where(spark, q_path, F.col("source_file").isin(rel))
         io.append(quarantine_rows(checked.where(F.col("_reason").isNotNull()), source, run_id, ingested_at), q_path)
 
         silver = to_silver(valid, source, run_id, ingested_at)
         if rules.snapshot is None:
-            io.insert_new(silver, silver_path, rules.key)
+            # Keys already in silver were quarantined above (checked is materialised) and keys repeated within the
+            # batch by validate(): a plain append adds only new keys, without a MERGE's second join.
+            io.append(silver, silver_path)
         else:
             silver = _latest_per_key(silver, rules.snapshot.key, rules.snapshot.order_by)
             io.upsert(silver, silver_path, rules.snapshot.key, newer_than=rules.snapshot.order_by)
 
-        per_file = checked.groupBy("_source_file").agg(
-            F.count("*").alias("rows"), F.count("_reason").alias("quarantined"))
-        stats = {r._source_file: (r.rows, r.quarantined) for r in per_file.collect()}
-        reasons = {r._reason: r.n for r in checked.where(F.col("_reason").isNotNull())
-                   .groupBy("_reason").agg(F.count("*").alias("n")).collect()}
+        # Rows and quarantined rows per file and per reason, in one job.
+        counts = checked.groupBy("_source_file", "_reason").agg(F.count("*").alias("n")).collect()
+        stats: dict[str, list[int]] = {}
+        reasons: dict[str, int] = {}
+        for r in counts:
+            per_file = stats.setdefault(r._source_file, [0, 0])
+            per_file[0] += r.n
+            if r._reason is not None:
+                per_file[1] += r.n
+                reasons[r._reason] = reasons.get(r._reason, 0) + r.n
         done = spark.createDataFrame(
             [(source, f, run_id, ingested_at, *stats.get(f, (0, 0))) for f in rel], INGESTED_FILES)
         io.append(done, wh.table("ops", "ingested_files"))

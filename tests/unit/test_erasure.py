@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
+from conftest import with_deletion_vectors
 from pipelines import io
 from pipelines.exports.adsdata import ADSDATA_EXPORT, LEDGER
 from pipelines.privacy.keys import INTERNAL
@@ -168,6 +169,7 @@ def build_warehouse(spark, root: Path) -> io.Warehouse:
     io.append(_bronze(spark, "customers", "customers/f1.csv", [
         _customer_line(ANN, ANN_OLD_EMAIL, ANN_PHONE, "2025-01-01T00:00:00+01:00"),
         _customer_line(BOB, BOB_EMAIL, BOB_PHONE, "2025-01-01T00:00:00+01:00")]), t("bronze", "customers"))
+    with_deletion_vectors(spark, t("bronze", "customers"))
     io.append(_bronze(spark, "customers", "customers/f2.csv", [
         _customer_line(ANN, ANN_EMAIL, ANN_PHONE, "2026-01-01T00:00:00+01:00")]), t("bronze", "customers"))
     io.delete_where(spark, t("bronze", "customers"), F.col("_source_file") == "customers/f1.csv")
@@ -436,6 +438,7 @@ def test_vacuum_now_leaves_tables_with_live_deletion_vectors_to_delta(spark, tmp
 
     root = tmp_path / "dv"
     spark.range(0, 50).selectExpr("cast(id as string) as k").coalesce(1).write.format("delta").save(str(root))
+    with_deletion_vectors(spark, root)
     DeltaTable.forPath(spark, str(root)).delete("k = '7'")
     assert has_deletion_vectors(spark, root)
 

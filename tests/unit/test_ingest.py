@@ -106,6 +106,82 @@ def test_files_are_read_once_and_redelivered_rows_are_duplicates(spark, settings
     assert sorted(r.view_id for r in io.read(spark, wh.table("silver", "tv_viewing")).collect()) == ["v1", "v2"]
 
 
+@pytest.mark.parametrize("source", ["tv_viewing", "customers"])
+def test_a_run_that_died_before_recording_its_files_is_completed_without_duplicates(
+        spark, settings, tmp_path, monkeypatch, source):
+    """The process dies after bronze, quarantine and silver were written, before the file was marked ingested.
+    The next ingestion (recovery on, as the daily job does after an unfinished run) reads the file again and
+    ends exactly where an uninterrupted ingestion ends: no row twice, no spurious "already ingested"."""
+    rows = {"tv_viewing": ["v1,c1,decoder,ch1,p1,Sports,Football,2026-11-01T20:00:00+01:00,3600",
+                           "v2,c1,app,ch1,p2,Comedy,,2026-11-01T21:00:00+01:00,1800",
+                           "v3,c1,app,ch1,p2,Comedy,,not-a-time,1800"],
+            "customers": [GOOD_CUSTOMER, GOOD_CUSTOMER.replace("c1,Ann", "c2,Bob"), "c3,Bob,truncated"]}
+    write_csv(tmp_path / "landing", source, "date=2026-11-01/part-1.csv", rows[source])
+    wh = io.Warehouse(tmp_path / "wh")
+    real_append = io.append
+
+    def dies_at_bookkeeping(df, path, *a, **kw):
+        if Path(path) == wh.table("ops", "ingested_files"):
+            raise KeyboardInterrupt("killed")
+        return real_append(df, path, *a, **kw)
+
+    monkeypatch.setattr(io, "append", dies_at_bookkeeping)
+    with pytest.raises(KeyboardInterrupt):
+        ingest(spark, settings, tmp_path, source, "r1")
+    monkeypatch.setattr(io, "append", real_append)
+    assert io.read(spark, wh.table("bronze", source)).count() == len(rows[source])  # the dead run's leftovers
+
+    rules = load_source_rules(settings.conf_dir)
+    again = ingest_source(spark, wh, tmp_path / "landing", rules[source], reference_sets(settings), "r2", NOW,
+                          recover=True)
+    assert (again.files, again.rows, again.valid, again.quarantined) == (1, 3, 2, 1)
+    assert "duplicate: already ingested" not in again.reasons
+    bronze = io.read(spark, wh.table("bronze", source))
+    assert bronze.count() == len(rows[source]) and {r._run_id for r in bronze.collect()} == {"r2"}
+    assert io.read(spark, wh.table("silver", source)).count() == 2
+    assert len(quarantine(spark, wh, source)) == 1
+
+
+def test_without_recovery_an_interrupted_runs_rows_would_stay(spark, settings, tmp_path, monkeypatch):
+    """The counter-test of the one above: recovery is what removes the leftovers (so the daily job must turn it
+    on after an unfinished run: test_end_to_end / previous_run_unfinished)."""
+    write_csv(tmp_path / "landing", "tv_viewing", "date=2026-11-01/part-1.csv",
+              ["v1,c1,decoder,ch1,p1,Sports,Football,2026-11-01T20:00:00+01:00,3600"])
+    wh = io.Warehouse(tmp_path / "wh")
+    real_append = io.append
+    monkeypatch.setattr(io, "append", lambda df, path, *a, **kw: (_ for _ in ()).throw(KeyboardInterrupt())
+                        if Path(path) == wh.table("ops", "ingested_files") else real_append(df, path, *a, **kw))
+    with pytest.raises(KeyboardInterrupt):
+        ingest(spark, settings, tmp_path, "tv_viewing", "r1")
+    monkeypatch.setattr(io, "append", real_append)
+    rules = load_source_rules(settings.conf_dir)
+    ingest_source(spark, wh, tmp_path / "landing", rules["tv_viewing"], reference_sets(settings), "r2", NOW,
+                  recover=False)
+    assert io.read(spark, wh.table("bronze", "tv_viewing")).count() == 2
+
+
+def test_recovery_is_on_exactly_when_the_latest_other_run_did_not_succeed(spark, settings, tmp_path, keyring):
+    from pipelines.jobs.daily import RunContext, previous_run_unfinished, record_run
+    from pipelines.progress import Progress
+
+    wh = io.Warehouse(tmp_path / "wh")
+
+    def ctx(run_id: str, hour: int) -> RunContext:
+        return RunContext(spark, settings, wh, tmp_path / "landing", NOW.date(), run_id,
+                          NOW.replace(hour=hour), keyring, progress=Progress(quiet=True))
+
+    assert not previous_run_unfinished(ctx("a", 1))            # a new warehouse
+    record_run(ctx("a", 1), "succeeded")
+    record_run(ctx("b", 2), "running")                         # this run
+    assert not previous_run_unfinished(ctx("b", 2))
+    record_run(ctx("c", 3), "running")                         # b's process died: still "running"
+    assert previous_run_unfinished(ctx("c", 3))
+    record_run(ctx("c", 3), "failed")
+    assert previous_run_unfinished(ctx("d", 4))
+    record_run(ctx("d", 4), "succeeded")                       # d completed what c left
+    assert not previous_run_unfinished(ctx("e", 5))
+
+
 def test_customer_snapshot_latest_update_wins(spark, settings, tmp_path):
     old = GOOD_CUSTOMER
     new = GOOD_CUSTOMER.replace(",9000,", ",1000,").replace("2026-11-01T10:00:00+01:00", "2026-11-10T10:00:00+01:00")

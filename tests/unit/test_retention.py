@@ -7,6 +7,7 @@ from datetime import date, datetime, timezone
 import pytest
 from pyspark.sql import functions as F
 
+from conftest import with_deletion_vectors
 from pipelines import io
 from pipelines.config import RetentionSettings
 from pipelines.exports.adsdata import LEDGER
@@ -113,6 +114,7 @@ def retained(spark, settings, tmp_path_factory):
         {"view_id": "old", "customer_id": "C1", "start_ts": datetime(2025, 11, 25, 20, tzinfo=UTC)},
         {"view_id": "new", "customer_id": "C1", "start_ts": datetime(2025, 11, 26, 20, tzinfo=UTC)}]),
         wh.table("silver", "tv_viewing"))
+    with_deletion_vectors(spark, wh.table("silver", "tv_viewing"))  # the DELETE then hides rows behind a vector
     io.overwrite(_silver(spark, "customers", [
         {"customer_id": "C1", "contract_end": None},
         {"customer_id": "C-gone", "contract_end": date(2015, 6, 30), "email": "gone@example.be"}]),
@@ -167,3 +169,37 @@ def test_every_rule_is_reported_in_the_metrics(retained):
 
 def test_expired_rows_do_not_stay_behind_deletion_vectors(spark, retained):
     assert not has_deletion_vectors(spark, retained["wh"].table("silver", "tv_viewing"))
+
+
+def test_the_daily_erasure_stage_erases_requests_and_expired_customers_in_one_forget(
+        spark, settings, keyring, tmp_path, monkeypatch):
+    """One forget per run: its cost is per table (a MERGE and a purge each), so the customers past retention
+    are erased together with the day's erasure requests, and the retention stage then finds nobody left."""
+    from pipelines.rights import erasure
+    from pipelines.rights.erasure import stage_erasure
+    from pipelines.rights.retention import expired_customer_requests
+
+    wh = io.Warehouse(tmp_path / "wh")
+    io.overwrite(_silver(spark, "customers", [
+        {"customer_id": "C-stay", "contract_end": None},
+        {"customer_id": "C-asks", "contract_end": None},
+        {"customer_id": "C-gone", "contract_end": date(2015, 6, 30)}]), wh.table("silver", "customers"))
+    io.overwrite(_silver(spark, "erasure_requests", [
+        {"request_id": "ERQ-1", "customer_id": "C-asks", "requested_at": datetime(2026, 11, 24, tzinfo=UTC)}]),
+        wh.table("silver", "erasure_requests"))
+    calls = []
+    real = erasure.forget
+    monkeypatch.setattr(erasure, "forget", lambda *a, **kw: calls.append(sorted(a[3])) or real(*a, **kw))
+    ctx = RunContext(spark, settings, wh, tmp_path / "landing", AS_OF, "run-e", STARTED, keyring,
+                     progress=Progress(quiet=True))
+    expired = expired_customer_requests(spark, settings, wh, AS_OF)
+    assert expired == {"C-gone": "retention-2026-11-25"}
+    stage_erasure(ctx, expired=expired)
+    assert calls == [["C-asks", "C-gone"]]
+    assert [r.customer_id for r in io.read(spark, wh.table("silver", "customers")).collect()] == ["C-stay"]
+    assert sorted(r.request_id for r in tombstoned(spark, wh, keyring).collect()) == ["ERQ-1", "retention-2026-11-25"]
+    assert (ctx.metrics["erasure.people"], ctx.metrics["retention.customers.erased"]) == (2.0, 1.0)
+
+    stage_retention(ctx)  # nobody is erased twice, and the count of the run stays right
+    assert len(calls) == 1
+    assert ctx.metrics["retention.customers.erased"] == 1.0
