@@ -106,6 +106,23 @@ def test_files_are_read_once_and_redelivered_rows_are_duplicates(spark, settings
     assert sorted(r.view_id for r in io.read(spark, wh.table("silver", "tv_viewing")).collect()) == ["v1", "v2"]
 
 
+def interrupted_ingestion(spark, settings, tmp_path: Path, monkeypatch, source: str) -> io.Warehouse:
+    """Run r1 ingests ``source`` and dies (as if killed) just before it records its files as ingested."""
+    wh = io.Warehouse(tmp_path / "wh")
+    real_append = io.append
+
+    def dies_at_bookkeeping(df, path, *a, **kw):
+        if Path(path) == wh.table("ops", "ingested_files"):
+            raise KeyboardInterrupt("killed")
+        return real_append(df, path, *a, **kw)
+
+    with monkeypatch.context() as m:
+        m.setattr(io, "append", dies_at_bookkeeping)
+        with pytest.raises(KeyboardInterrupt):
+            ingest(spark, settings, tmp_path, source, "r1")
+    return wh
+
+
 @pytest.mark.parametrize("source", ["tv_viewing", "customers"])
 def test_a_run_that_died_before_recording_its_files_is_completed_without_duplicates(
         spark, settings, tmp_path, monkeypatch, source):
@@ -117,18 +134,7 @@ def test_a_run_that_died_before_recording_its_files_is_completed_without_duplica
                            "v3,c1,app,ch1,p2,Comedy,,not-a-time,1800"],
             "customers": [GOOD_CUSTOMER, GOOD_CUSTOMER.replace("c1,Ann", "c2,Bob"), "c3,Bob,truncated"]}
     write_csv(tmp_path / "landing", source, "date=2026-11-01/part-1.csv", rows[source])
-    wh = io.Warehouse(tmp_path / "wh")
-    real_append = io.append
-
-    def dies_at_bookkeeping(df, path, *a, **kw):
-        if Path(path) == wh.table("ops", "ingested_files"):
-            raise KeyboardInterrupt("killed")
-        return real_append(df, path, *a, **kw)
-
-    monkeypatch.setattr(io, "append", dies_at_bookkeeping)
-    with pytest.raises(KeyboardInterrupt):
-        ingest(spark, settings, tmp_path, source, "r1")
-    monkeypatch.setattr(io, "append", real_append)
+    wh = interrupted_ingestion(spark, settings, tmp_path, monkeypatch, source)
     assert io.read(spark, wh.table("bronze", source)).count() == len(rows[source])  # the dead run's leftovers
 
     rules = load_source_rules(settings.conf_dir)
@@ -144,16 +150,10 @@ def test_a_run_that_died_before_recording_its_files_is_completed_without_duplica
 
 def test_without_recovery_an_interrupted_runs_rows_would_stay(spark, settings, tmp_path, monkeypatch):
     """The counter-test of the one above: recovery is what removes the leftovers (so the daily job must turn it
-    on after an unfinished run: test_end_to_end / previous_run_unfinished)."""
+    on after an unfinished run: test_recovery_is_on_exactly_when_the_latest_other_run_did_not_succeed)."""
     write_csv(tmp_path / "landing", "tv_viewing", "date=2026-11-01/part-1.csv",
               ["v1,c1,decoder,ch1,p1,Sports,Football,2026-11-01T20:00:00+01:00,3600"])
-    wh = io.Warehouse(tmp_path / "wh")
-    real_append = io.append
-    monkeypatch.setattr(io, "append", lambda df, path, *a, **kw: (_ for _ in ()).throw(KeyboardInterrupt())
-                        if Path(path) == wh.table("ops", "ingested_files") else real_append(df, path, *a, **kw))
-    with pytest.raises(KeyboardInterrupt):
-        ingest(spark, settings, tmp_path, "tv_viewing", "r1")
-    monkeypatch.setattr(io, "append", real_append)
+    wh = interrupted_ingestion(spark, settings, tmp_path, monkeypatch, "tv_viewing")
     rules = load_source_rules(settings.conf_dir)
     ingest_source(spark, wh, tmp_path / "landing", rules["tv_viewing"], reference_sets(settings), "r2", NOW,
                   recover=False)
