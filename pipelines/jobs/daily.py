@@ -246,8 +246,9 @@ def run_daily(
     """Run the daily pipeline for ``as_of``; raises :class:`RunFailed` (after recording it) on failure.
 
     Order: ingest erasure requests → ingest the other sources (tombstones and pending requests filtered out) →
-    erase (requests and customers past retention, one pass) → input quality → retention → consent gate → profiles → segments → Ads & Data → geography → reports → refinement upkeep →
-    output quality → publish (only when no critical check failed) → record (ops/runs, MLflow).
+    erase (requests and customers past retention, one pass) → input quality → retention → consent gate →
+    profiles → segments → Ads & Data → geography → reports → refinement upkeep → output quality →
+    publish (only when no critical check failed) → record (ops/runs, MLflow).
     """
     from pipelines.quality.suites import critical_failures, describe_failures, record_results, validate_inputs, validate_outputs
     from pipelines.rights.retention import stage_retention

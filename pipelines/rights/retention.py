@@ -21,7 +21,8 @@ as-of gives the same result (O1).
 
 Customers whose contract ended more than ``customer_years_after_contract`` years before the as-of date are
 erased entirely with :func:`pipelines.rights.erasure.forget` (tombstones included: an old landing file must not
-bring them back); the daily job does it in its erasure stage, in the same forget as the day's erasure requests. Delivery copies under ``exports/<recipient>/`` older than ``adsdata_days`` are deleted.
+bring them back); the daily job does it in its erasure stage, in the same forget as the day's erasure requests.
+Delivery copies under ``exports/<recipient>/`` older than ``adsdata_days`` are deleted.
 
 Deleting rows is not enough physically: with deletion vectors a deleted row stays in its file. Each table that
 lost rows is therefore rewritten (``REORG ... APPLY (PURGE)``) and every rule's table is vacuumed with the
@@ -196,7 +197,8 @@ class RetentionReport:
         return out
 
 
-def expired_customer_requests(spark: SparkSession, settings: Settings, wh: io.Warehouse, as_of: date) -> dict[str, str]:
+def expired_customer_requests(spark: SparkSession, settings: Settings, wh: io.Warehouse,
+                              as_of: date) -> dict[str, str]:
     """Customers past their retention at ``as_of``, each with the erasure request id ``retention-<as_of>``."""
     customers_path = wh.table("silver", "customers")
     if not io.exists(spark, customers_path):
