@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import DataType, MapType
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -163,11 +164,21 @@ VOLATILE_COLUMNS = frozenset({"run_id", "_run_id", "delivered_at", "generated_at
                               "started", "finished", "mlflow_run_id", "created_at", "updated_at_run"})
 
 
+def _hashable(col: Column, dtype: DataType) -> Column:
+    """``col`` in a form ``xxhash64`` accepts and that does not depend on a map's internal order: a map becomes
+    its entries sorted by key (Spark refuses to hash maps, since equal maps may hash differently)."""
+    if isinstance(dtype, MapType):
+        return F.array_sort(F.map_entries(col))
+    return col
+
+
 def table_checksum(df: DataFrame) -> dict[str, object]:
     """Row count and an order-independent checksum (sum of ``xxhash64`` over every non-volatile column)."""
     columns = sorted(c for c in df.columns if c not in VOLATILE_COLUMNS)
     if not columns:
         return {"rows": df.count(), "checksum": "0", "columns": []}
+    types = {f.name: f.dataType for f in df.schema.fields}
+    hashed = [_hashable(F.col(c), types[c]) for c in columns]
     row = df.agg(F.count(F.lit(1)).alias("n"),
-                 F.sum(F.xxhash64(*columns).cast("decimal(38,0)")).alias("h")).first()
+                 F.sum(F.xxhash64(*hashed).cast("decimal(38,0)")).alias("h")).first()
     return {"rows": int(row.n), "checksum": str(row.h if row.h is not None else 0), "columns": columns}

@@ -20,6 +20,13 @@ from pipelines import jars
 from pipelines.config import SparkSettings
 
 
+def launched_by_spark_submit() -> bool:
+    """Whether this Python process was started by a JVM (``spark-submit``, a notebook kernel of a cluster): the
+    JVM is already up with its master and classpath, so ``spark.master`` of ``conf/`` must not override the
+    ``--master`` given there (on a cluster, ``local[2]`` would silently run everything in the driver)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
 def build_session(settings: SparkSettings, **extra_conf: str) -> SparkSession:
     """Return the active session, or build one with Delta Lake configured.
 
@@ -46,7 +53,7 @@ def build_session(settings: SparkSettings, **extra_conf: str) -> SparkSession:
     )
     if os.environ.get("SPARK_MASTER_OVERRIDE"):
         builder = builder.master(os.environ["SPARK_MASTER_OVERRIDE"])
-    elif settings.master:
+    elif settings.master and not launched_by_spark_submit():
         builder = builder.master(settings.master)
     if settings.delta_jars == "cache":
         missing = jars.missing_jars()

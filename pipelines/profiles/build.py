@@ -46,7 +46,6 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import TimestampType
@@ -463,11 +462,10 @@ def refresh_tcf_verdicts(ctx: RunContext, events: DataFrame) -> int:
     strings = events.where(F.col("tc_string").isNotNull()).select("tc_string").distinct()
     new = strings.join(_verdicts(ctx).select("tc_hash"), tc_hash(F.col("tc_string")) == F.col("tc_hash"),
                        "left_anti")
-    decided = (
+    decided = io.materialise(
         tcf_verdicts(new, required_purposes=ctx.settings.tcf.required_purposes, vendor_id=vendor)
         .select(tc_hash(F.col("tc_string")).alias("tc_hash"), "tcf_ok", "tcf_reason",
                 F.lit(vendor).alias("vendor_id"), F.lit(purposes).alias("required_purposes"))
-        .localCheckpoint(eager=True)
     )
     count = decided.count()
     if count:

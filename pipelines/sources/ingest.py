@@ -162,7 +162,7 @@ def ingest_source(
     if line_filter is not None:
         lines = line_filter(lines)
     # Materialised once: line ids must not change between the bronze write and the quarantine write.
-    lines = lines.localCheckpoint(eager=True)
+    lines = io.materialise(lines)
     checked: DataFrame | None = None
     try:
         bronze = lines.select(
@@ -174,7 +174,7 @@ def ingest_source(
         io.append(bronze, wh.table("bronze", source))
 
         checked = validate(parse_lines(lines, source), rules, reference, ingested_at, max_skew_minutes, min_year)
-        checked = checked.localCheckpoint(eager=True)
+        checked = io.materialise(checked)
         silver_path = wh.table("silver", source)
         if recover and rules.snapshot is None:  # else an interrupted run's rows would look like re-deliveries
             io.delete_where(spark, silver_path, F.col("_source_file").isin(rel))
@@ -191,7 +191,7 @@ def ingest_source(
                                    .otherwise(F.col("_reason"))).drop("_seen"))
             # Materialised before silver changes: re-evaluating the check after the insert would see the
             # batch's own rows as "already ingested".
-            checked = checked.localCheckpoint(eager=True)
+            checked = io.materialise(checked)
             valid = checked.where(F.col("_reason").isNull())
 
         q_path = wh.table("ops", "quarantine")

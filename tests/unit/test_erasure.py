@@ -445,3 +445,24 @@ def test_vacuum_now_leaves_tables_with_live_deletion_vectors_to_delta(spark, tmp
     assert vacuum_now(spark, root) is None
     assert spark.read.format("delta").load(str(root)).count() == 49
     assert any(f.name.startswith("deletion_vector") for f in root.iterdir())
+
+
+def test_has_deletion_vectors_answers_from_the_protocol_and_the_files_not_by_default(spark, tmp_path):
+    """A table without the deletion-vector feature has none (no REORG for it: a needless job per table, and on a
+    cluster Delta's REORG fails); a table with vectors is found even when no checksum gives the count."""
+    from delta.tables import DeltaTable
+
+    from pipelines.rights.erasure import has_deletion_vectors
+
+    plain, with_dv = tmp_path / "plain", tmp_path / "dv"
+    for root in (plain, with_dv):
+        spark.range(0, 50).selectExpr("cast(id as string) as k").coalesce(1).write.format("delta").save(str(root))
+    with_deletion_vectors(spark, with_dv)
+    assert not has_deletion_vectors(spark, with_dv)      # the feature, but no vector yet
+    for root in (plain, with_dv):
+        DeltaTable.forPath(spark, str(root)).delete("k = '7'")
+        for crc in (root / "_delta_log").glob("*.crc"):
+            crc.unlink()                                  # no checksum: the count must come from the files
+        DeltaTable.forPath(spark, str(root)).toDF().count()
+    assert not has_deletion_vectors(spark, plain)
+    assert has_deletion_vectors(spark, with_dv)

@@ -1,0 +1,139 @@
+"""The benchmark harness of issue 10: ratio (b)'s two engines against a hand computation, checksums, ratios.
+
+Ratio (b) is only meaningful if Spark and DuckDB compute the same thing: both are checked here against the
+formula of :mod:`pipelines.profiles.tv` computed by hand on hand-written viewing rows.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import pytest
+from pyspark.sql import functions as F
+
+from benchmarks import run as bench
+from benchmarks import tv_core
+from benchmarks.probe import table_checksum
+from pipelines import io
+
+AS_OF = date(2026, 11, 24)
+ACTION, ANIMALS = 468, 541   # conf/mappings/ctv_genre_to_audience.csv: Action -> 468, Animals -> 541
+
+
+def _at(day: date, hour: int = 12) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, tzinfo=timezone.utc)
+
+
+#: (customer, start, seconds, genre). "c" is not eligible; the 200-days-old row is outside every window.
+VIEWING = [
+    ("a", _at(AS_OF), 7200, "Action"),
+    ("a", _at(AS_OF - timedelta(days=10)), 3600, "Animals"),
+    ("a", _at(AS_OF - timedelta(days=200)), 36000, "Animals"),
+    ("b", _at(AS_OF), 7200, "Animals"),
+    ("b", _at(AS_OF - timedelta(days=40)), 3600, "Action"),
+    ("c", _at(AS_OF), 36000, "Action"),
+]
+ELIGIBLE = {"a": True, "b": True, "c": False}
+
+
+def hand_scores(settings) -> dict[tuple[str, int, int], tuple[float, bool]]:
+    """The formula of pipelines.profiles.tv, by hand: weight 2^((d - A) / h), windows A - w < d <= A,
+    W(c, i), T(c), pop(i) = sum W / sum T, lift = (W / T) / pop, qualifies when W >= min and lift >= min_lift."""
+    p = settings.profiles
+    out = {}
+    for window in p.lookback_days:
+        w: dict[tuple[str, int], float] = {}
+        for customer, start, seconds, genre in VIEWING:
+            days_ago = (AS_OF - start.date()).days
+            if not ELIGIBLE[customer] or days_ago >= window:
+                continue
+            weight = 2.0 ** (-days_ago / p.half_life_days)
+            key = (customer, {"Action": ACTION, "Animals": ANIMALS}[genre])
+            w[key] = w.get(key, 0.0) + seconds / 60.0 * weight
+        totals = {c: sum(v for (cc, _), v in w.items() if cc == c) for c, _ in w}
+        pop_total = sum(totals.values())
+        for (c, i), weighted in w.items():
+            pop = sum(v for (_, ii), v in w.items() if ii == i) / pop_total
+            lift = weighted / totals[c] / pop
+            out[(c, window, i)] = (round(lift, 4), weighted >= p.min_tv_minutes and lift >= p.min_lift)
+    return out
+
+
+@pytest.fixture()
+def core_inputs(spark, settings, tmp_path):
+    wh = io.Warehouse(tmp_path / "wh")
+    viewing = spark.createDataFrame(
+        [(c, s, d, g, None) for c, s, d, g in VIEWING],
+        "customer_id string, start_ts timestamp, duration_s int, genre string, subgenre string")
+    viewing.write.format("delta").save(str(wh.table("silver", "tv_viewing")))
+    (spark.createDataFrame(list(ELIGIBLE.items()), "customer_id string, eligible_tv_profile boolean")
+     .write.format("delta").save(str(wh.table("silver", "eligibility"))))
+    return tv_core.export_inputs(spark, wh, settings, tmp_path / "inputs")
+
+
+def test_spark_and_duckdb_cores_both_equal_the_hand_computation(spark, settings, core_inputs, tmp_path):
+    params = tv_core.CoreParams.from_settings(settings, AS_OF)
+    tv_core.spark_tv_core(spark, core_inputs, params, tmp_path / "spark")
+    con = duckdb.connect()
+    tv_core.duckdb_tv_core(con, core_inputs, params, tmp_path / "duckdb")
+    expected = hand_scores(settings)
+    assert any(q for _, q in expected.values()) and not all(q for _, q in expected.values())
+    for engine in ("spark", "duckdb"):
+        rows = con.execute(f"SELECT customer_id, window_days, iab_audience_id, score, qualifies FROM "
+                           f"read_parquet('{tmp_path / engine / 'scores' / '*.parquet'}')").fetchall()
+        got = {(c, w, i): (round(s, 4), q) for c, w, i, s, q in rows}
+        assert got == expected, engine
+    comparison = tv_core.compare_outputs(con, tmp_path / "spark", tmp_path / "duckdb")
+    assert comparison["equal"], comparison
+    # The comparison is not vacuous: one changed published score is found.
+    con.execute(f"COPY (SELECT customer_id, [struct_pack(interest := i.interest, iab_audience_id := i.iab_audience_id,"
+                f" score := i.score + 1) FOR i IN interests] AS interests FROM read_parquet("
+                f"'{tmp_path / 'duckdb' / 'top' / '*.parquet'}')) TO '{tmp_path / 'changed.parquet'}'")
+    (tmp_path / "duckdb" / "top" / "part-0.parquet").unlink()
+    (tmp_path / "changed.parquet").rename(tmp_path / "duckdb" / "top" / "part-0.parquet")
+    assert not tv_core.compare_outputs(con, tmp_path / "spark", tmp_path / "duckdb")["equal"]
+
+
+def test_table_checksum_ignores_order_and_volatile_columns_and_hashes_maps(spark):
+    rows = [("x", {"b": 2.0, "a": 1.0}, "run-1"), ("y", {"c": 3.0}, "run-1")]
+    df = spark.createDataFrame(rows, "k string, shares map<string,double>, run_id string")
+    same = spark.createDataFrame([(k, dict(reversed(list(m.items()))), "run-2") for k, m, _ in reversed(rows)],
+                                 df.schema)
+    changed = spark.createDataFrame([("x", {"b": 2.0, "a": 1.5}, "run-1"), rows[1]], df.schema)
+    assert table_checksum(df) == table_checksum(same)
+    assert table_checksum(df)["columns"] == ["k", "shares"]
+    assert table_checksum(df) != table_checksum(changed)
+    assert table_checksum(df.where(F.col("k") == "x"))["rows"] == 1
+
+
+def test_ratios_verdicts_and_linear_scaling_target():
+    def size(n, full, scan, inc, spark_s=2.0, duck_s=1.0):
+        return {"customers": n, "scan_floor": {"best_seconds": scan},
+                "full_run": {"status": "succeeded", "seconds": full},
+                "incremental_run": {"status": "succeeded", "seconds": inc},
+                "core": {"spark_best_seconds": spark_s, "duckdb_best_seconds": duck_s, "same_result": True}}
+
+    r = bench.compute_ratios([size(100, 100.0, 50.0, 5.0), size(1000, 900.0, 300.0, 120.0, 4.0, 1.0)])
+    assert r["a"]["value"] == pytest.approx(3.0) and r["a"]["verdict"] == "met"
+    assert r["b"]["value"] == pytest.approx(4.0) and r["b"]["verdict"] == "not met"
+    assert r["c"]["value"] == pytest.approx(120 / 900) and r["c"]["verdict"] == "not met"
+    assert r["d"]["value"] == pytest.approx(9.0) and r["d"]["target"] == 10 and r["d"]["verdict"] == "met"
+    failed = size(1000, 900.0, 300.0, 0.0)
+    failed["full_run"] = {"status": "failed", "seconds": 10.0, "error": "boom"}
+    r = bench.compute_ratios([size(100, 100.0, 50.0, 5.0), failed])
+    assert r["a"]["verdict"] == "not measured" and r["d"]["verdict"] == "not measured"
+
+
+def test_deliver_links_only_the_requested_days(tmp_path: Path):
+    generated, landing = tmp_path / "generated", tmp_path / "landing"
+    for day in ("2026-11-22", "2026-11-23", "2026-11-24"):
+        f = generated / "tv_viewing" / f"date={day}" / "part.csv"
+        f.parent.mkdir(parents=True)
+        f.write_text(day)
+    assert bench.deliver(generated, landing, None, date(2026, 11, 23)) == 2
+    assert not (landing / "tv_viewing" / "date=2026-11-24").exists()
+    assert bench.deliver(generated, landing, date(2026, 11, 24), date(2026, 11, 24)) == 1
+    assert bench.deliver(generated, landing, None, date(2026, 11, 24)) == 0   # already delivered
+    assert bench.day_of(Path("x/date=2026-11-24/part.csv")) == date(2026, 11, 24)
+    assert bench.day_of(Path("x/date=bad/part.csv")) is None
