@@ -53,8 +53,11 @@ CHANGE_SHARE = 0.03
 NEVER_AUTHENTICATE_SHARE = 0.18
 #: Share of customers the socio-demographic supplier knows.
 SOCIODEMO_SHARE = 0.6
-#: Consent events dated up to this many days after the end date are delivered early (in the last folder).
-FUTURE_CONSENT_DAYS = 30
+#: Future-dated consent events (after the end date, in the last day's folder) fall in the first hours of the
+#: next day, local time: after the as-of date of the run that ingests them, before its nightly start (contract
+#: section 2: such events are kept and take effect on later as-of dates). Dated later, they would be
+#: "timestamp after ingestion" and, all in one file, fail the quality gate of that day's run.
+FUTURE_CONSENT_HOURS = 5
 
 
 def partitions(expected_rows: float) -> int:
@@ -330,8 +333,9 @@ _CHANNELS = (("myproximus_web", 45), ("myproximus_app", 35), ("customer_service"
 def consent_events(ctx: GenContext) -> DataFrame:
     """Per customer and purpose: never asked, or grants/withdrawals/re-grants; a few dated in the future.
 
-    History before the window lands in the first day's folder, future-dated events (up to 30 days after the
-    end date) in the last day's folder; everything else in the folder of its date.
+    History before the window lands in the first day's folder, future-dated events (the night after the end
+    date, before ``FUTURE_CONSENT_HOURS`` local time) in the last day's folder; everything else in the folder of
+    its date.
     """
     names = [p for p, _ in ctx.purposes]
     consent_basis = [b == "consent" for _, b in ctx.purposes]
@@ -361,12 +365,12 @@ def consent_events(ctx: GenContext) -> DataFrame:
           .withColumn("e", F.explode(F.sequence(F.lit(0), total - 1))))
     e = F.col("e")
     is_future = F.col("_fut") & (e == F.col("_nh"))
-    day = F.when(is_future, F.lit(d) + F.floor(u("future-day", k, pi) * FUTURE_CONSENT_DAYS)) \
-        .otherwise(F.col("_t0") + e * F.col("_gap")).cast("long")
+    day = F.when(is_future, F.lit(d)).otherwise(F.col("_t0") + e * F.col("_gap")).cast("long")
     grant = F.when(is_future, F.col("_fgrant")).otherwise(F.col("_first") != (F.pmod(e, F.lit(2)) == 1))
     df = df.withColumns({
         "_future": is_future, "_day": day,
-        "_secs": daytime_seconds(u("ce-hour", k, pi, e), u("ce-rest", k, pi, e), vocab.DAYTIME_HOURS),
+        "_secs": F.when(is_future, F.floor(u("ce-night", k, pi) * FUTURE_CONSENT_HOURS * 3600).cast("long"))
+                  .otherwise(daytime_seconds(u("ce-hour", k, pi, e), u("ce-rest", k, pi, e), vocab.DAYTIME_HOURS)),
         "purpose": F.element_at(literal_array(names), (pi + 1).cast("int")),
     }).where(F.col("_future") | (F.col("_day") <= d - 1))
     channel = F.when(F.col("purpose") == "tv_personalised_ads", weighted(u("channel", k, pi, e), _CHANNELS_TV)) \
@@ -778,4 +782,4 @@ BUILDERS: dict[str, Callable[[GenContext], DataFrame]] = {
 #: Sources delivered as snapshots (a full file first, then small deliveries); the others are daily events.
 SNAPSHOT_SOURCES = frozenset({"customers", "sociodemo_individual", "sociodemo_area", "cadastral"})
 
-__all__ = ["BUILDERS", "SNAPSHOT_SOURCES", "partitions", "FUTURE_CONSENT_DAYS"]
+__all__ = ["BUILDERS", "SNAPSHOT_SOURCES", "partitions", "FUTURE_CONSENT_HOURS"]

@@ -31,6 +31,7 @@ from pipelines.generate.refdata import (
     tc_pool,
 )
 from pipelines.generate.render import iso_local, local_time, render
+from pipelines.generate.sources import FUTURE_CONSENT_HOURS
 from pipelines.reference.geo import load_geography
 from pipelines.reference.taxonomy import CONTENT_TAXONOMY_FILE, CTV_GENRE_FILE, load_content_taxonomy, load_ctv_genres
 from pipelines.schemas import LANDING_COLUMNS, LANDING_FORMAT, SILVER_TYPES
@@ -390,7 +391,9 @@ def test_consent_history_future_events_and_folders(rows, settings):
     future = [e for e in events if e["event_ts"][:10] > END.isoformat()]
     past = [e for e in events if e["event_ts"][:10] < START.isoformat()]
     assert future and all(e["_folder"] == END.isoformat() for e in future)
-    assert max(e["event_ts"][:10] for e in future) <= (END + timedelta(days=30)).isoformat()
+    # The night after the end date, before the nightly run: kept by ingestion, effective on the next as-of.
+    assert {e["event_ts"][:10] for e in future} == {(END + timedelta(days=1)).isoformat()}
+    assert max(e["event_ts"][11:13] for e in future) < f"{FUTURE_CONSENT_HOURS:02d}"
     assert past and all(e["_folder"] == START.isoformat() for e in past)
     assert all(e["_folder"] == e["event_ts"][:10] for e in events if START.isoformat() <= e["event_ts"][:10] <= END.isoformat())
     assert {e["action"] for e in events} == {"grant", "withdraw"}
