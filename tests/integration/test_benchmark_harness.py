@@ -137,3 +137,30 @@ def test_deliver_links_only_the_requested_days(tmp_path: Path):
     assert bench.deliver(generated, landing, None, date(2026, 11, 24)) == 0   # already delivered
     assert bench.day_of(Path("x/date=2026-11-24/part.csv")) == date(2026, 11, 24)
     assert bench.day_of(Path("x/date=bad/part.csv")) is None
+
+
+def test_measured_run_reports_the_pseudonymisation_share(spark, monkeypatch, tmp_path):
+    """Issue 5: the benchmark reports the share of a run spent pseudonymising (every recipient's stage)."""
+    import time
+
+    from benchmarks import probe as probes
+    from pipelines.jobs import daily
+
+    def fake_run(spark, settings, landing, warehouse, as_of, keys, **kwargs):
+        time.sleep(0.4)
+        return daily.RunResult("r1", as_of, "succeeded", {"ingest.tv_viewing.rows": 100.0},
+                               {"adsdata pseudonymise adsdata": 0.1, "adsdata pseudonymise other": 0.1,
+                                "adsdata profiles": 0.1}, ())
+
+    monkeypatch.setattr(daily, "run_daily", fake_run)
+    out = bench.measured_run(spark, None, tmp_path, tmp_path / "wh", AS_OF, None, full_refresh=True,
+                             probe=probes.MemoryProbe.for_session(spark), quiet=True)
+    assert out["pseudonymise_seconds"] == pytest.approx(0.2)
+    assert out["pseudonymise_share"] == pytest.approx(0.2 / out["seconds"])
+    assert 0.2 < out["pseudonymise_share"] < 0.5 and out["rows_ingested"] == 100
+
+
+def test_the_daily_run_times_pseudonymisation_under_the_name_the_benchmark_reads(pipeline_run):
+    """A renamed stage would make the benchmark report 0 % silently."""
+    timings = pipeline_run.first.timings
+    assert [k for k in timings if k.startswith("adsdata pseudonymise")] == ["adsdata pseudonymise adsdata"]
