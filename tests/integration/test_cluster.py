@@ -23,8 +23,8 @@ from pathlib import Path
 import pyspark
 import pytest
 
-from benchmarks.probe import table_checksum
-from pipelines import io, jars
+from benchmarks.run import gold_checksums as bench_gold_checksums
+from pipelines import jars
 
 pytestmark = pytest.mark.slow
 
@@ -159,8 +159,11 @@ def executors_removed(events: Path) -> list[dict]:
 
 
 def gold_checksums(spark, warehouse: Path) -> dict[str, dict]:
-    gold = warehouse / "gold"
-    return {t.name: table_checksum(io.read(spark, t)) for t in sorted(gold.iterdir()) if (t / "_delta_log").is_dir()}
+    """The benchmark's checksums of every gold table; a table it could not checksum fails the test."""
+    sums = bench_gold_checksums(spark, warehouse)
+    failed = {name: v["error"] for name, v in sums.items() if "error" in v}
+    assert not failed, f"gold tables of {warehouse} could not be checksummed: {failed}"
+    return sums
 
 
 @pytest.fixture(scope="module")
