@@ -122,12 +122,14 @@ def test_every_table_named_in_the_code_is_in_the_erasure_map():
 
 # ------------------------------------------------------------------------------------------- raw fields
 
-def test_text_fields_match_whole_csv_and_json_fields_only(spark):
-    lines = ['C1,"Ann, B",ann@x.be', '{"cookie_id": "CK-1", "n": [1, 2]}', "C12,xC1"]
+def test_text_fields_match_whole_csv_and_json_fields_and_hyphen_parts_only(spark):
+    lines = ['C1,"Ann, B",ann@x.be', '{"cookie_id": "ck-1", "n": [1, 2]}', "C12,xC1", "ERQ-20261107-C1,C",
+             "a-C1x,C1-"]
     got = [r.f for r in spark.createDataFrame([(x,) for x in lines], "raw string")
            .select(text_fields(F.col("raw")).alias("f")).collect()]
-    assert [[t for t in f if t] for f in got] == [
-        ["c1", "ann", "b", "ann@x.be"], ["cookie_id", ":", "ck-1", "n", ":", "1", "2"], ["c12", "xc1"]]
+    assert [{t for t in f if t} for f in got] == [
+        {"c1", "ann", "b", "ann@x.be"}, {"cookie_id", ":", "ck-1", "ck", "1", "n", "2"}, {"c12", "xc1"},
+        {"erq-20261107-c1", "erq", "20261107", "c1", "c"}, {"a-c1x", "a", "c1x", "c1-", "c1"}]
 
 
 def _physical_plan(df) -> str:
