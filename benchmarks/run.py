@@ -464,7 +464,7 @@ def _status(run: dict[str, Any]) -> str:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    """A human summary of a result: ratios with verdicts, per-size figures, stage times of the largest size."""
+    """A human summary of a result: ratios with verdicts (per size too), per-size figures, stage times per size."""
     m, v, g = result["machine"], result["versions"], result["git"]
     lines = [
         f"# Benchmark {result['started_at']} on {m['hostname']}",
@@ -489,6 +489,12 @@ def markdown(result: dict[str, Any]) -> str:
     for key in ("a", "b", "c", "d"):
         r = result["ratios"][key]
         lines.append(f"| ({key}) | {r['name']} | {_fmt(r['value'], 3)} | ≤ {_fmt(r['target'], 2)} | {r['verdict']} |")
+    per_size = result["ratios"].get("per_size", {})
+    if len(per_size) > 1:  # (a)-(c) above are those of the largest size; a size cut short has none
+        lines += ["", "Per customer count:", "", "| customers | (a) | (b) | (c) |", "|---|---|---|---|"]
+        for customers, r in per_size.items():
+            lines.append(f"| {int(customers):,} | " + " | ".join(
+                f"{_fmt(r[k]['value'], 3)} ({r[k]['verdict']})" for k in ("a", "b", "c")) + " |")
     core = result["sizes"][-1].get("core", {})
     if "same_result" in core:
         lines += ["", f"Core computation, Spark and DuckDB: same result = **{core['same_result']}** "
@@ -516,17 +522,19 @@ def markdown(result: dict[str, Any]) -> str:
                 lines += ["", f"**{s['customers']:,} customers, {phase} failed**: `{s[phase]['error']}`"]
         if s.get("core", {}).get("error"):
             lines += ["", f"**{s['customers']:,} customers, core computation failed**: `{s['core']['error']}`"]
-    largest = result["sizes"][-1]
-    lines += ["", f"## Stage seconds at {largest['customers']:,} customers", "",
-              "| stage | full run | incremental day |", "|---|---|---|"]
-    full_stages = largest.get("full_run", {}).get("stages", {})
-    inc_stages = largest.get("incremental_run", {}).get("stages", {})
-    for stage in dict.fromkeys([*full_stages, *inc_stages]):
-        lines.append(f"| {stage} | {_fmt(full_stages.get(stage))} | {_fmt(inc_stages.get(stage))} |")
-    lines += ["", f"## Gold checksums at {largest['customers']:,} customers (after the incremental day)", "",
-              "| table | rows | checksum |", "|---|---|---|"]
-    for table, c in largest.get("checksums_incremental_run", {}).items():
-        lines.append(f"| {table} | {c.get('rows', '–')} | {c.get('checksum', c.get('error'))} |")
+    for size in result["sizes"]:  # every size that ran (a run cut short keeps what its smaller sizes measured)
+        full_stages = size.get("full_run", {}).get("stages", {})
+        inc_stages = size.get("incremental_run", {}).get("stages", {})
+        if not (full_stages or inc_stages):
+            continue
+        lines += ["", f"## Stage seconds at {size['customers']:,} customers", "",
+                  "| stage | full run | incremental day |", "|---|---|---|"]
+        for stage in dict.fromkeys([*full_stages, *inc_stages]):
+            lines.append(f"| {stage} | {_fmt(full_stages.get(stage))} | {_fmt(inc_stages.get(stage))} |")
+        lines += ["", f"## Gold checksums at {size['customers']:,} customers (after the incremental day)", "",
+                  "| table | rows | checksum |", "|---|---|---|"]
+        for table, c in size.get("checksums_incremental_run", {}).items():
+            lines.append(f"| {table} | {c.get('rows', '–')} | {c.get('checksum', c.get('error'))} |")
     lines.append("")
     return "\n".join(lines)
 

@@ -125,6 +125,28 @@ def test_ratios_verdicts_and_linear_scaling_target():
     assert r["a"]["verdict"] == "not measured" and r["d"]["verdict"] == "not measured"
 
 
+def test_a_summary_cut_short_still_shows_the_ratios_and_stages_of_the_sizes_that_ran():
+    """A 1M size stopped early must not hide what 100k measured: per-size ratios and stage tables."""
+    small = {"customers": 100, "scan_floor": {"best_seconds": 2.0},
+             "full_run": {"status": "succeeded", "seconds": 10.0, "stages": {"erasure": 4.0}},
+             "incremental_run": {"status": "succeeded", "seconds": 5.0, "stages": {"erasure": 3.0}},
+             "core": {"spark_best_seconds": 3.0, "duckdb_best_seconds": 1.0, "same_result": True},
+             "checksums_incremental_run": {"gold/x": {"rows": 7, "checksum": 42}}}
+    cut = {"customers": 1000, "generate": {"seconds": 9.0}, "scan_floor": {"best_seconds": 20.0}}
+    result = {"started_at": "t", "command": "c", "complete": False, "git": {"commit": "x", "dirty_files": 0},
+              "machine": {"hostname": "h", "cpu_model": "cpu", "logical_cores": 2, "usable_cores": 2, "ram_gb": 1,
+                          "load_average": [0, 0, 0]},
+              "load_average_at_end": [0, 0, 0], "versions": {}, "spark": {"cores": 2},
+              "sizes": [small, cut]}
+    result["ratios"] = bench.compute_ratios(result["sizes"])
+    text = bench.markdown(result)
+    assert "| (a) | full daily run" in text and "not measured" in text
+    assert "| 100 | 5.000 (not met) | 3.000 (met) | 0.500 (not met) |" in text
+    assert "## Stage seconds at 100 customers" in text and "| erasure | 4.00 | 3.00 |" in text
+    assert "| gold/x | 7 | 42 |" in text
+    assert "## Stage seconds at 1,000 customers" not in text
+
+
 def test_deliver_links_only_the_requested_days(tmp_path: Path):
     generated, landing = tmp_path / "generated", tmp_path / "landing"
     for day in ("2026-11-22", "2026-11-23", "2026-11-24"):
