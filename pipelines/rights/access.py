@@ -62,7 +62,7 @@ SECTIONS = {
     "gold/segment_membership", "gold/adsdata_export", "ops/adsdata_ledger", "gold/activation_lists",
     "ops/refinement_sets",
 }
-_LINEAGE = ("_source_file", "_line", "_run_id", "_ingested_at")
+_LINEAGE = ("_source_file", "_line", "_run_id", "_ingested_at", "_ids")  # lineage and the bronze token index
 
 
 def jsonable(value: Any) -> Any:

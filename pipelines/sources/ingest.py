@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
 
 from pipelines import io
+from pipelines.rights.erasure import LINE_IDS, line_identifiers
 from pipelines.schemas import LANDING_COLUMNS, LANDING_FORMAT, SILVER_TYPES, landing_string_schema
 from pipelines.sources.rules import SourceRules, first_failure, rule_predicates, typed
 
@@ -161,19 +162,22 @@ def ingest_source(
         lines = _drop_excluded(lines, source, excluded)
     if line_filter is not None:
         lines = line_filter(lines)
-    # Materialised once: line ids must not change between the bronze write and the quarantine write.
-    lines = io.materialise(lines)
+    # Parsed and materialised once: line ids must not change between the bronze write and the quarantine write,
+    # and bronze stores each parsed line's identifier tokens (what erasure and access look up, see
+    # pipelines.rights.erasure.line_identifiers).
+    parsed = io.materialise(parse_lines(lines, source))
     checked: DataFrame | None = None
     try:
-        bronze = lines.select(
+        bronze = parsed.select(
             F.lit(source).alias("source"), "raw", "_source_file", "_line", F.lit(run_id).alias("_run_id"),
             F.lit(ingested_at).cast(TimestampType()).alias("_ingested_at"),
+            line_identifiers(source, F.col("_parse_error")).alias(LINE_IDS),
         )
         if recover:
             io.delete_where(spark, wh.table("bronze", source), F.col("_source_file").isin(rel))
         io.append(bronze, wh.table("bronze", source))
 
-        checked = validate(parse_lines(lines, source), rules, reference, ingested_at, max_skew_minutes, min_year)
+        checked = validate(parsed, rules, reference, ingested_at, max_skew_minutes, min_year)
         checked = io.materialise(checked)
         silver_path = wh.table("silver", source)
         if recover and rules.snapshot is None:  # else an interrupted run's rows would look like re-deliveries
@@ -225,7 +229,7 @@ def ingest_source(
         quarantined = sum(v[1] for v in stats.values())
         return IngestResult(source, len(files), rows, rows - quarantined, quarantined, reasons)
     finally:
-        for df in (lines, checked):
+        for df in (parsed, checked):
             if df is not None:
                 df.unpersist()
 

@@ -12,9 +12,10 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from pyspark.sql import Window
 from pyspark.sql import functions as F
 
-from conftest import with_deletion_vectors
+from conftest import with_deletion_vectors, write_jsonl
 from pipelines import io
 from pipelines.exports.adsdata import ADSDATA_EXPORT, LEDGER
 from pipelines.privacy.keys import INTERNAL
@@ -25,6 +26,7 @@ from pipelines.rights.erasure import (
     DEVICE,
     ERASURE_MAP,
     KEEP,
+    LINE_IDS,
     PSEUDONYM,
     TEXT,
     ErasureMapError,
@@ -45,6 +47,9 @@ from pipelines.rights.erasure import (
     without_tombstoned,
 )
 from pipelines.schemas import BRONZE, LANDING_COLUMNS, QUARANTINE, RUNS, SOURCES, silver_schema
+from pipelines.sources.ingest import ingest_source
+from pipelines.sources.reference_sets import reference_sets
+from pipelines.sources.rules import load_source_rules
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
@@ -174,6 +179,42 @@ def test_the_tombstone_filter_is_an_equi_join_too(spark, erased):
     plan = _physical_plan(kept)  # (the keyed hash itself joins its one row of key pads: rows x 1)
     assert "arrays_overlap" not in plan and "array_contains" not in plan, plan
     assert "LeftAnti" in plan and "HashJoin" in plan, plan
+
+
+def test_bronze_lines_are_matched_by_the_identifier_tokens_found_at_ingestion(spark, settings, tmp_path):
+    """Ingestion stores each parsed line's identifier tokens with the bronze line; erasure and access look those
+    up instead of splitting every line of the warehouse at every erasure (its cost followed the warehouse, not
+    the people). A line that did not parse, or a JSON line with a key the contract does not name, keeps being
+    matched on its raw text."""
+    def event(event_id, cookie, **extra):
+        return {"event_id": event_id, "cookie_id": cookie, "mobile_ad_id": None, "ts": "2026-11-20T10:00:00+01:00",
+                "event_type": "page_view", "site_domain": "proximus.be", "site_owner": "proximus",
+                "content_category_id": "483", "campaign_id": None, "advertiser_id": None, "tc_string": None,
+                "device_type": "mobile", "device_brand": "X", "device_model": "Y", "geo_city": "Gent", **extra}
+    lines = [
+        event(f"WE-{ANN}-1", ANN_COOKIE.upper()),                  # 0 her cookie (other case), her id in the event id
+        event("WE-2", BOB_COOKIE),                                 # 1 Bob
+        json.dumps(event("WE-3", ANN_COOKIE))[:60],                # 2 cut in transfer: no parse, raw text
+        event("WE-4", BOB_COOKIE, note=ANN_COOKIE),                # 3 a key the contract does not name: raw text
+        event("WE-5", BOB_COOKIE, geo_city=ANN_COOKIE),            # 4 parsed, hers only in a non-identifier column
+        event(f"WE-{ANN}-6", None),                                # 5 only the event id embeds her customer id
+    ]
+    write_jsonl(tmp_path / "landing", "web_events", "date=2026-11-20/part-0.jsonl", lines)
+    wh = io.Warehouse(tmp_path / "wh")
+    rules = load_source_rules(settings.conf_dir)
+    ingest_source(spark, wh, tmp_path / "landing", rules["web_events"], reference_sets(settings), "r1", NOW)
+    bronze = io.read(spark, wh.table("bronze", "web_events"))
+    ids = {r._line_no: r._ids for r in bronze.select(
+        F.dense_rank().over(Window.orderBy("_line")).alias("_line_no"), LINE_IDS).collect()}
+    assert set(ids[1]) >= {ANN_COOKIE, f"we-{ANN.lower()}-1", ANN.lower()} and "gent" not in ids[1]
+    assert ids[3] is None and ids[4] is None and ANN_COOKIE not in ids[5]
+
+    subject = Subject((Identifier(ANN, CUSTOMER, ANN), Identifier(ANN, DEVICE, ANN_COOKIE)))
+    rule = rule_for("bronze/web_events")
+    for own in (False, True):
+        found = matching_rows(bronze, rule, subject_frame(spark, subject), own_rows_only=own)
+        assert sorted(json.loads(r.raw).get("event_id") if r.raw.endswith("}") else "cut" for r in found.collect()) \
+            == ["WE-4", f"WE-{ANN}-1", f"WE-{ANN}-6", "cut"]
 
 
 # ------------------------------------------------------------------------------------------- a warehouse
