@@ -118,6 +118,8 @@ def silver_schema(source: str) -> StructType:
     return _struct(*SILVER_TYPES[source].items(), *LINEAGE_FIELDS)
 
 
+#: ``bronze/<source>``. Ingestion also stores ``_ids`` (array of strings): the identifier tokens of a line that
+#: parsed (pipelines.rights.erasure.line_identifiers), null otherwise; tables without it are matched on ``raw``.
 BRONZE = _struct(
     ("source", S), ("raw", S), ("_source_file", S), ("_line", L), ("_run_id", S), ("_ingested_at", TS),
 )

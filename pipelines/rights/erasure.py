@@ -21,7 +21,9 @@
 
 How a table identifies a person is declared once, in :data:`ERASURE_MAP`: by customer id, by device id
 (web events carry no customer id), by pseudonym, or by matching the raw text of a landing line against every
-identifier as a whole CSV/JSON field (bronze and quarantine). A test checks that every table a full run
+identifier as a whole CSV/JSON field (bronze and quarantine; a bronze line that parsed is matched by the
+identifier tokens ingestion stored with it, :func:`line_identifiers`, so an erasure does not split every line
+of the warehouse into fields). A test checks that every table a full run
 creates is covered, so a new table cannot be forgotten; at run time an unmapped table is still searched (every
 string column, as text) and reported.
 
@@ -293,24 +295,31 @@ def identifier_columns(source: str) -> list[str]:
 
 
 def line_identifiers(source: str, parse_error: Column) -> Column:
-    """The :func:`text_fields` of a parsed line's :func:`identifier_columns` (columns of that name in scope),
-    stored with the bronze line so that erasure and access look up a few tokens per line instead of splitting
-    every line of the warehouse into fields at every erasure (at 100k customers that split was most of an
-    erasure's time, and it grew with the warehouse, not with the people erased).
+    """The tokens :func:`text_fields` would find in a parsed line's :func:`identifier_columns` (columns of that
+    name in scope): each value lower-cased, and its hyphen parts. Stored with the bronze line, so that erasure and
+    access look up a few tokens per line instead of splitting every line of the warehouse into fields at every
+    erasure (at 100k customers that split was most of an erasure's time, and it grew with the warehouse, not with
+    the people erased).
 
-    Null, so the line is matched on its raw text as before, when the line did not parse (``parse_error``) or,
-    for JSON, when it has more keys than the contract: a field the contract does not name could hold anything.
-    What this does not find, and the raw text would: a parsed line holding someone's identifier in a column that
-    is not an identifier column (a name, a city, a device model). Those columns hold no identifier by contract.
+    Null, so the line is matched on its raw text as before, when the line did not parse (``parse_error``), when
+    an identifier column holds a field separator (the value would split into several fields), or, for JSON, when
+    the line has more keys than the contract: a field the contract does not name could hold anything. What this
+    does not find, and the raw text would: a parsed line holding someone's identifier in a column that is not an
+    identifier column (a name, a city, a device model), which by contract holds none.
+
+    Built from plain string functions: a regex split of every value cost ingestion about half again its time.
     """
     none = F.array().cast("array<string>")
-    per_column = [F.coalesce(text_fields(F.col(c)), none) for c in identifier_columns(source)]
-    ids = F.filter(F.array_distinct(F.flatten(F.array(*per_column))), lambda t: F.length(t) > 0) if per_column else none
-    unparsed = parse_error.isNotNull()
-    if LANDING_FORMAT[source] == "jsonl":
-        keys = F.size(F.split(F.col("raw"), '":')) - 1
+    cols = [F.lower(F.col(c)) for c in identifier_columns(source)]
+    if not cols:
+        return F.when(parse_error.isNull(), none)
+    joined = F.concat_ws("-", *cols)
+    tokens = F.array_distinct(F.filter(F.concat(F.array(*cols), F.split(joined, "-")), lambda t: F.length(t) > 0))
+    unparsed = parse_error.isNotNull() | joined.rlike(FIELD_SEPARATORS)
+    if LANDING_FORMAT[source] == "jsonl":  # keys: occurrences of '":' (a quote inside a value only adds some)
+        keys = (F.length("raw") - F.length(F.replace(F.col("raw"), F.lit('":'), F.lit("")))) / 2
         unparsed = unparsed | (keys > len(LANDING_COLUMNS[source]))
-    return F.when(~unparsed, ids)
+    return F.when(~unparsed, tokens)
 
 
 @dataclass(frozen=True, order=True)

@@ -198,6 +198,7 @@ def test_bronze_lines_are_matched_by_the_identifier_tokens_found_at_ingestion(sp
         event("WE-4", BOB_COOKIE, note=ANN_COOKIE),                # 3 a key the contract does not name: raw text
         event("WE-5", BOB_COOKIE, geo_city=ANN_COOKIE),            # 4 parsed, hers only in a non-identifier column
         event(f"WE-{ANN}-6", None),                                # 5 only the event id embeds her customer id
+        event("WE-7", f" {ANN_COOKIE}"),                           # 6 a separator inside an identifier: raw text
     ]
     write_jsonl(tmp_path / "landing", "web_events", "date=2026-11-20/part-0.jsonl", lines)
     wh = io.Warehouse(tmp_path / "wh")
@@ -207,14 +208,15 @@ def test_bronze_lines_are_matched_by_the_identifier_tokens_found_at_ingestion(sp
     ids = {r._line_no: r._ids for r in bronze.select(
         F.dense_rank().over(Window.orderBy("_line")).alias("_line_no"), LINE_IDS).collect()}
     assert set(ids[1]) >= {ANN_COOKIE, f"we-{ANN.lower()}-1", ANN.lower()} and "gent" not in ids[1]
-    assert ids[3] is None and ids[4] is None and ANN_COOKIE not in ids[5]
+    assert ids[3] is None and ids[4] is None and ANN_COOKIE not in ids[5] and ids[7] is None
+    assert set(ids[6]) == {f"we-{ANN.lower()}-6", "we", ANN.lower(), "6", "483"}  # content_category_id too
 
     subject = Subject((Identifier(ANN, CUSTOMER, ANN), Identifier(ANN, DEVICE, ANN_COOKIE)))
     rule = rule_for("bronze/web_events")
     for own in (False, True):
         found = matching_rows(bronze, rule, subject_frame(spark, subject), own_rows_only=own)
         assert sorted(json.loads(r.raw).get("event_id") if r.raw.endswith("}") else "cut" for r in found.collect()) \
-            == ["WE-4", f"WE-{ANN}-1", f"WE-{ANN}-6", "cut"]
+            == ["WE-4", "WE-7", f"WE-{ANN}-1", f"WE-{ANN}-6", "cut"]
 
 
 # ------------------------------------------------------------------------------------------- a warehouse
