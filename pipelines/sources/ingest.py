@@ -162,13 +162,14 @@ def ingest_source(
         lines = _drop_excluded(lines, source, excluded)
     if line_filter is not None:
         lines = line_filter(lines)
-    # Parsed and materialised once: line ids must not change between the bronze write and the quarantine write,
-    # and bronze stores each parsed line's identifier tokens (what erasure and access look up, see
-    # pipelines.rights.erasure.line_identifiers).
-    parsed = io.materialise(parse_lines(lines, source))
-    checked: DataFrame | None = None
+    # Parsed, validated and materialised once: bronze, the quarantine and silver are all written from it, so line
+    # ids cannot change between those writes; bronze also stores each parsed line's identifier tokens (what
+    # erasure and access look up, see pipelines.rights.erasure.line_identifiers).
+    checked: DataFrame | None = io.materialise(
+        validate(parse_lines(lines, source), rules, reference, ingested_at, max_skew_minutes, min_year))
+    first_checked = checked
     try:
-        bronze = parsed.select(
+        bronze = checked.select(
             F.lit(source).alias("source"), "raw", "_source_file", "_line", F.lit(run_id).alias("_run_id"),
             F.lit(ingested_at).cast(TimestampType()).alias("_ingested_at"),
             line_identifiers(source, F.col("_parse_error")).alias(LINE_IDS),
@@ -177,8 +178,6 @@ def ingest_source(
             io.delete_where(spark, wh.table("bronze", source), F.col("_source_file").isin(rel))
         io.append(bronze, wh.table("bronze", source))
 
-        checked = validate(parsed, rules, reference, ingested_at, max_skew_minutes, min_year)
-        checked = io.materialise(checked)
         silver_path = wh.table("silver", source)
         if recover and rules.snapshot is None:  # else an interrupted run's rows would look like re-deliveries
             io.delete_where(spark, silver_path, F.col("_source_file").isin(rel))
@@ -229,7 +228,7 @@ def ingest_source(
         quarantined = sum(v[1] for v in stats.values())
         return IngestResult(source, len(files), rows, rows - quarantined, quarantined, reasons)
     finally:
-        for df in (parsed, checked):
+        for df in (first_checked, checked):
             if df is not None:
                 df.unpersist()
 
