@@ -1,7 +1,8 @@
 """How erasure splits raw landing lines into fields: the current split against a candidate, side by side.
 
-The erasure matches bronze and quarantine lines field by field (``pipelines.rights.erasure.text_fields``), so
-every erasure splits every bronze line of the warehouse. This times that split alone (explode and count the
+The erasure matched bronze and quarantine lines field by field (``pipelines.rights.erasure.text_fields``), so
+every erasure split every bronze line of the warehouse (since commit 19f10c8 bronze lines that parsed are
+matched by the identifier tokens stored at ingestion; the quarantine and unparsed lines still by their text). This times that split alone (explode and count the
 non-empty fields) on one bronze table, read once and cached, for two ways of splitting, alternately, twice each:
 
 * ``regex``: the current ``text_fields`` (one regular-expression split, then the hyphen parts);

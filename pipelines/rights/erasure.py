@@ -314,7 +314,8 @@ def line_identifiers(source: str, parse_error: Column) -> Column:
     if not cols:
         return F.when(parse_error.isNull(), none)
     joined = F.concat_ws("-", *cols)
-    tokens = F.array_distinct(F.filter(F.concat(F.array(*cols), F.split(joined, "-")), lambda t: F.length(t) > 0))
+    # array_compact/array_remove, not a lambda filter: higher-order functions are interpreted row by row.
+    tokens = F.array_distinct(F.array_remove(F.array_compact(F.concat(F.array(*cols), F.split(joined, "-"))), ""))
     unparsed = parse_error.isNotNull() | joined.rlike(FIELD_SEPARATORS)
     if LANDING_FORMAT[source] == "jsonl":  # keys: occurrences of '":' (a quote inside a value only adds some)
         keys = (F.length("raw") - F.length(F.replace(F.col("raw"), F.lit('":'), F.lit("")))) / 2
