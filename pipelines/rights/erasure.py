@@ -307,7 +307,7 @@ def line_identifiers(source: str, parse_error: Column) -> Column:
     does not find, and the raw text would: a parsed line holding someone's identifier in a column that is not an
     identifier column (a name, a city, a device model), which by contract holds none.
 
-    Built from plain string functions: a regex split of every value cost ingestion about half again its time.
+    Cost: ingestion about 1.5x slower on tv_viewing (benchmarks/results/2026-11-27-ingest-side-by-side.md).
     """
     none = F.array().cast("array<string>")
     cols = [F.lower(F.col(c)) for c in identifier_columns(source)]
@@ -454,8 +454,9 @@ def _probe(loc: Locator, schema: StructType) -> Column:
     """What of a row's locator column is looked up among the subject's values (one row per candidate).
 
     Free text: each lower-cased whole field and hyphen part (never inside a longer field, see :func:`text_fields`);
-    a bronze line's tokens found at ingestion (:func:`line_identifiers`) when it has them; an array column: each element as it is (the match set holds every value as found and lower-cased); any other
-    column: its lower-cased value.
+    a bronze line's tokens found at ingestion (:func:`line_identifiers`) when it has them; an array column: each
+    element as it is (the match set holds every value as found and lower-cased); any other column: its lower-cased
+    value.
     """
     target = F.col(f"`{loc.column}`")
     if loc.kind == TEXT and loc.column == "raw" and LINE_IDS in schema.fieldNames():
