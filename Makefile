@@ -25,7 +25,7 @@ demo: setup
 	$(VENV)/bin/audience demo
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=30
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
