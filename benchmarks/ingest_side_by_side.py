@@ -6,7 +6,7 @@ Spark session, and prints the seconds of each run and the ratio of the best time
 tell what storing bronze identifier tokens costs ingestion, which whole benchmark runs an hour apart could not
 (their stage times differed by up to half on the same code).
 
-    .venv/bin/python -m benchmarks.ingest_side_by_side LANDING SOURCE REV [--repeats 2]
+    .venv/bin/python -m benchmarks.ingest_side_by_side LANDING SOURCE REV [--repeats 2] [--conf FILE]
 
 Results and command: ``benchmarks/results/2026-11-27-ingest-side-by-side.md``.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import shutil
 import subprocess
 import sys
@@ -49,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("source")
     p.add_argument("rev")
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--conf", type=Path, default=None, help="YAML merged over conf/base (as `audience --conf`)")
     args = p.parse_args(argv)
-    settings = load_settings(None)
+    settings = load_settings(args.conf)
     spark = build_session(settings.spark, **{"spark.ui.enabled": "false"})
     scratch = Path(tempfile.mkdtemp(prefix="ingest-side-by-side-"))
     try:
@@ -64,8 +66,11 @@ def main(argv: list[str] | None = None) -> int:
             for name, module in variants.items():
                 wh = io.Warehouse(scratch / f"wh-{name}-{i}")
                 start = time.perf_counter()
+                # ingestion.max_batch_mb, for code that has it (batches of files, since 2026-11-27)
+                batching = ({"max_batch_bytes": settings.ingestion.max_batch_mb * 1024 * 1024}
+                            if "max_batch_bytes" in inspect.signature(module.ingest_source).parameters else {})
                 result = module.ingest_source(spark, wh, args.landing, rules, reference, f"run-{i}", now,
-                                              recover=False)
+                                              recover=False, **batching)
                 seconds[name].append(time.perf_counter() - start)
                 rows[name] = (result.rows, result.quarantined)
                 print(f"{name}: {seconds[name][-1]:.1f} s ({result.rows} rows, {result.quarantined} quarantined)",

@@ -62,6 +62,11 @@ class TcfSettings:
 class IngestionSettings:
     max_clock_skew_minutes: int = 10
     min_year: int = 1900
+    max_batch_mb: int = 1024   # event sources: new files ingested in batches of at most this much text (0: one)
+
+    def __post_init__(self) -> None:
+        if self.max_batch_mb < 0:
+            raise ConfigError(f"ingestion.max_batch_mb must be 0 (no limit) or more, got {self.max_batch_mb}")
 
 
 @dataclass(frozen=True)

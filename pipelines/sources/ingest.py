@@ -142,6 +142,7 @@ def ingest_source(
     excluded: DataFrame | None = None,
     line_filter: Callable[[DataFrame], DataFrame] | None = None,
     recover: bool = True,
+    max_batch_bytes: int = 0,
 ) -> IngestResult:
     """Ingest the new files of one source.
 
@@ -151,11 +152,67 @@ def ingest_source(
     ``recover``: first delete the rows an interrupted run may have left for these files (see the module docs;
     the daily job passes False when the previous run succeeded: then no such row can exist, and the deletes
     are three Delta operations per source saved).
+    ``max_batch_bytes`` (``ingestion.max_batch_mb``; 0: no limit): an event source's new files are ingested in
+    batches of whole files of at most that many bytes of landing text, oldest first, each batch written and recorded in
+    ``ops/ingested_files`` before the next is read, so the rows held at once stay bounded however many days a full
+    refresh brings (:func:`file_batches`). A key repeated in a later batch is then quarantined as "duplicate:
+    already ingested" (within one batch: "duplicate: <key>"); either way it is stored once. A snapshot source is
+    one batch: its latest row per key is chosen within the batch.
     """
     source = rules.source
     files = new_files(spark, wh, landing, source)
+    batches = file_batches(files, 0 if rules.snapshot is not None else max_batch_bytes)
+    total = IngestResult(source)
+    for batch in batches:
+        r = _ingest_files(spark, wh, landing, rules, batch, reference, run_id, ingested_at, max_skew_minutes,
+                          min_year, excluded, line_filter, recover)
+        reasons = dict(total.reasons)
+        for reason, n in r.reasons.items():
+            reasons[reason] = reasons.get(reason, 0) + n
+        total = IngestResult(source, total.files + r.files, total.rows + r.rows, total.valid + r.valid,
+                             total.quarantined + r.quarantined, reasons)
+    return total
+
+
+def file_batches(files: list[Path], max_bytes: int) -> list[list[Path]]:
+    """``files`` (in delivery order) cut into consecutive batches of at most ``max_bytes`` each; a file larger
+    than that is a batch of its own; 0: one batch."""
+    if max_bytes < 0:
+        raise ValueError(f"the batch size must be 0 (no limit) or more, got {max_bytes}")
     if not files:
-        return IngestResult(source)
+        return []
+    if max_bytes == 0:
+        return [list(files)]
+    limit = max_bytes
+    batches: list[list[Path]] = [[]]
+    size = 0
+    for f in files:
+        n = f.stat().st_size
+        if batches[-1] and size + n > limit:
+            batches.append([])
+            size = 0
+        batches[-1].append(f)
+        size += n
+    return batches
+
+
+def _ingest_files(
+    spark: SparkSession,
+    wh: io.Warehouse,
+    landing: Path,
+    rules: SourceRules,
+    files: list[Path],
+    reference: Mapping[str, frozenset[str]],
+    run_id: str,
+    ingested_at: datetime,
+    max_skew_minutes: int,
+    min_year: int,
+    excluded: DataFrame | None,
+    line_filter: Callable[[DataFrame], DataFrame] | None,
+    recover: bool,
+) -> IngestResult:
+    """One batch of :func:`ingest_source`: bronze, quarantine, silver and ``ops/ingested_files`` for ``files``."""
+    source = rules.source
     rel = [str(p.relative_to(landing)) for p in files]
     lines = read_raw_lines(spark, files, landing, source)
     if excluded is not None and "customer_id" in LANDING_COLUMNS[source]:

@@ -211,3 +211,60 @@ def test_warehouse_lock_refuses_a_second_run(tmp_path):
                 pass
     with wh.lock("run"):  # released afterwards
         pass
+
+
+def test_file_batches_are_whole_files_in_delivery_order_within_the_size(tmp_path):
+    from pipelines.sources.ingest import file_batches
+
+    files = []
+    for name, size in [("a", 5), ("b", 5), ("c", 20), ("d", 5), ("e", 4)]:
+        (tmp_path / name).write_bytes(b"x" * size)
+        files.append(tmp_path / name)
+    a, b, c, d, e = files
+    assert file_batches(files, 10) == [[a, b], [c], [d, e]]       # c alone: larger than the limit
+    assert file_batches(files, 0) == [files] and file_batches([], 10) == []
+    with pytest.raises(ValueError, match="0 \\(no limit\\) or more"):
+        file_batches(files, -1)
+
+
+def test_ingesting_in_batches_of_files_stores_what_one_batch_stores(spark, settings, tmp_path):
+    """Three days of viewing, each file its own batch, against the same files as one batch: the same bronze,
+    silver and quarantined lines; a key delivered again in a later file is quarantined either way (with the
+    reason a later run would give it), and the earliest delivery is the one kept."""
+    days = {
+        "date=2026-11-01/part-1.csv": ["v1,c1,decoder,ch1,p1,Sports,Football,2026-11-01T20:00:00+01:00,3600",
+                                       "v1,c1,decoder,ch1,p1,Sports,Football,2026-11-01T20:00:00+01:00,3600",
+                                       "v2,c1,app,ch1,p2,Comedy,,2026-11-01T21:00:00+01:00,1800"],
+        "date=2026-11-02/part-1.csv": ["v3,c2,app,ch1,p2,Comedy,,not-a-time,1800",
+                                       "v4,c2,app,ch1,p2,Comedy,,2026-11-02T21:00:00+01:00,1200"],
+        "date=2026-11-03/part-1.csv": ["v2,c1,app,ch1,p2,Comedy,,2026-11-01T21:00:00+01:00,999",
+                                       "v5,c3,decoder,ch2,p3,News,,2026-11-03T08:00:00+01:00,600"],
+    }
+    for name, lines in days.items():
+        write_csv(tmp_path / "landing", "tv_viewing", name, lines)
+    rules = load_source_rules(settings.conf_dir)["tv_viewing"]
+    stored = {}
+    for label, max_bytes in (("one batch", 0), ("per file", 1)):
+        wh = io.Warehouse(tmp_path / label)
+        r = ingest_source(spark, wh, tmp_path / "landing", rules, reference_sets(settings), "r1", NOW,
+                          max_batch_bytes=max_bytes)
+        assert (r.files, r.rows, r.valid, r.quarantined) == (3, 7, 4, 3), label
+        q = io.read(spark, wh.table("ops", "quarantine")).where(F.col("source") == "tv_viewing")
+        stored[label] = {
+            "bronze": sorted((x.raw, x._source_file) for x in io.read(spark, wh.table("bronze", "tv_viewing")).collect()),
+            "silver": sorted((x.view_id, x.duration_s, x._source_file)
+                             for x in io.read(spark, wh.table("silver", "tv_viewing")).collect()),
+            "quarantined": sorted((x.raw, x.source_file) for x in q.collect()),
+            "reasons": r.reasons,
+            "files": io.read(spark, wh.table("ops", "ingested_files")).count(),
+        }
+    one, per_file = stored["one batch"], stored["per file"]
+    for part in ("bronze", "silver", "quarantined"):
+        assert one[part] == per_file[part], part
+    assert [v for v, _, _ in one["silver"]] == ["v1", "v2", "v4", "v5"]
+    assert ("v2", 1800, "date=2026-11-01/part-1.csv") in {(v, int(d), f.split("tv_viewing/")[-1])
+                                                         for v, d, f in one["silver"]}
+    assert one["reasons"] == {"duplicate: view_id": 2, "wrong type: start_ts": 1}
+    assert per_file["reasons"] == {"duplicate: view_id": 1, "duplicate: already ingested": 1,
+                                   "wrong type: start_ts": 1}
+    assert one["files"] == per_file["files"] == 3
