@@ -2,7 +2,6 @@
 files are read once; replays add nothing."""
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 
