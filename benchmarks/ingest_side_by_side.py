@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                 wh = io.Warehouse(scratch / f"wh-{name}-{i}")
                 start = time.perf_counter()
                 # ingestion.max_batch_mb, for code that has it (batches of files, since 2026-11-27)
-                batching = ({"max_batch_bytes": settings.ingestion.max_batch_mb * 1024 * 1024}
+                batching = ({"max_batch_bytes": settings.ingestion.max_batch_bytes}
                             if "max_batch_bytes" in inspect.signature(module.ingest_source).parameters else {})
                 result = module.ingest_source(spark, wh, args.landing, rules, reference, f"run-{i}", now,
                                               recover=False, **batching)

@@ -68,6 +68,10 @@ class IngestionSettings:
         if self.max_batch_mb < 0:
             raise ConfigError(f"ingestion.max_batch_mb must be 0 (no limit) or more, got {self.max_batch_mb}")
 
+    @property
+    def max_batch_bytes(self) -> int:
+        return self.max_batch_mb * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class ProfileSettings:

@@ -9,6 +9,7 @@ re-deliveries: quarantined as duplicates, never inserted twice.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -152,26 +153,21 @@ def ingest_source(
     ``recover``: first delete the rows an interrupted run may have left for these files (see the module docs;
     the daily job passes False when the previous run succeeded: then no such row can exist, and the deletes
     are three Delta operations per source saved).
-    ``max_batch_bytes`` (``ingestion.max_batch_mb``; 0: no limit): an event source's new files are ingested in
-    batches of whole files of at most that many bytes of landing text, oldest first, each batch written and recorded in
-    ``ops/ingested_files`` before the next is read, so the rows held at once stay bounded however many days a full
-    refresh brings (:func:`file_batches`). A key repeated in a later batch is then quarantined as "duplicate:
-    already ingested" (within one batch: "duplicate: <key>"); either way it is stored once. A snapshot source is
-    one batch: its latest row per key is chosen within the batch.
+    ``max_batch_bytes`` (conf ``ingestion.max_batch_mb``; 0: no limit): an event source's new files are ingested
+    in batches of whole files of at most that many bytes of landing text, oldest first, each batch written and
+    recorded in ``ops/ingested_files`` before the next is read, so the rows held at once stay bounded however many
+    days a full refresh brings (:func:`file_batches`). A key repeated in a later batch is then quarantined as
+    "duplicate: already ingested" (within one batch: "duplicate: <key>"); either way it is stored once. A snapshot
+    source is one batch: its latest row per key is chosen within the batch.
     """
     source = rules.source
     files = new_files(spark, wh, landing, source)
-    batches = file_batches(files, 0 if rules.snapshot is not None else max_batch_bytes)
-    total = IngestResult(source)
-    for batch in batches:
-        r = _ingest_files(spark, wh, landing, rules, batch, reference, run_id, ingested_at, max_skew_minutes,
-                          min_year, excluded, line_filter, recover)
-        reasons = dict(total.reasons)
-        for reason, n in r.reasons.items():
-            reasons[reason] = reasons.get(reason, 0) + n
-        total = IngestResult(source, total.files + r.files, total.rows + r.rows, total.valid + r.valid,
-                             total.quarantined + r.quarantined, reasons)
-    return total
+    parts = [_ingest_files(spark, wh, landing, rules, batch, reference, run_id, ingested_at, max_skew_minutes,
+                           min_year, excluded, line_filter, recover)
+             for batch in file_batches(files, 0 if rules.snapshot is not None else max_batch_bytes)]
+    return IngestResult(source, sum(r.files for r in parts), sum(r.rows for r in parts),
+                        sum(r.valid for r in parts), sum(r.quarantined for r in parts),
+                        dict(sum((Counter(r.reasons) for r in parts), Counter())))
 
 
 def file_batches(files: list[Path], max_bytes: int) -> list[list[Path]]:
@@ -183,12 +179,11 @@ def file_batches(files: list[Path], max_bytes: int) -> list[list[Path]]:
         return []
     if max_bytes == 0:
         return [list(files)]
-    limit = max_bytes
     batches: list[list[Path]] = [[]]
     size = 0
     for f in files:
         n = f.stat().st_size
-        if batches[-1] and size + n > limit:
+        if batches[-1] and size + n > max_bytes:
             batches.append([])
             size = 0
         batches[-1].append(f)
