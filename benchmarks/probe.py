@@ -16,7 +16,10 @@ import resource
 import socket
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
@@ -157,6 +160,63 @@ class MemoryProbe:
         out["python_lifetime"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         out["since_reset"] = self.resettable
         return out
+
+
+class ClockWatch:
+    """Stalls of the machine while a benchmark runs: a thread wakes every ``interval`` seconds, and a wake that
+    comes more than ``threshold`` seconds after the previous one, by the wall clock or the monotonic clock, is a
+    stall (the machine was paused or starved: a virtual machine suspended between sessions, a host swapping).
+
+    Why: the harness times phases with the monotonic clock, which a paused virtual machine may or may not advance;
+    a result with a stall in it is flagged rather than trusted, and ``wall_minus_monotonic_seconds`` says which
+    clock saw the pause. A busy Spark job delays the thread by milliseconds, far below the threshold.
+    """
+
+    def __init__(self, interval: float = 1.0, threshold: float = 30.0) -> None:
+        if not 0 < interval < threshold:
+            raise ValueError(f"need 0 < interval < threshold, got {interval} and {threshold}")
+        self.interval, self.threshold = interval, threshold
+        self.stalls: list[dict[str, object]] = []
+        self._first: tuple[float, float] | None = None
+        self._last: tuple[float, float] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def observe(self, wall: float, monotonic: float) -> None:
+        """One wake at these clock readings (the thread calls it; tests call it with made-up readings)."""
+        if self._last is not None:
+            wall_gap, mono_gap = wall - self._last[0], monotonic - self._last[1]
+            if max(wall_gap, mono_gap) > self.threshold:
+                self.stalls.append({
+                    "at": datetime.fromtimestamp(self._last[0], timezone.utc).isoformat(timespec="seconds"),
+                    "wall_seconds": round(wall_gap, 1), "monotonic_seconds": round(mono_gap, 1)})
+        else:
+            self._first = (wall, monotonic)
+        self._last = (wall, monotonic)
+
+    def summary(self) -> dict[str, object]:
+        drift = None
+        if self._first is not None and self._last is not None:
+            drift = round((self._last[0] - self._first[0]) - (self._last[1] - self._first[1]), 1)
+        return {"interval_seconds": self.interval, "threshold_seconds": self.threshold, "stalls": list(self.stalls),
+                "stalled_wall_seconds": round(sum(float(s["wall_seconds"]) for s in self.stalls), 1),
+                "wall_minus_monotonic_seconds": drift}
+
+    def start(self) -> "ClockWatch":
+        def loop() -> None:
+            while True:
+                self.observe(time.time(), time.monotonic())
+                if self._stop.wait(self.interval):
+                    return
+
+        self._thread = threading.Thread(target=loop, name="clock-watch", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 #: Columns that differ between two runs of the same data by design (run ids, wall-clock instants).

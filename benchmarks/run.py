@@ -189,7 +189,7 @@ def measured_run(spark, settings, landing: Path, warehouse: Path, as_of: date, k
     progress = Progress(quiet=quiet)
     cores = probes.spark_cores(spark)
     probe.reset()
-    start = time.perf_counter()
+    start, wall_start = time.perf_counter(), time.time()
     try:
         result = run_daily(spark, settings, landing, warehouse, as_of, keys, now=_now_after(as_of),
                            full_refresh=full_refresh, progress=progress)
@@ -198,12 +198,12 @@ def measured_run(spark, settings, landing: Path, warehouse: Path, as_of: date, k
         out.update(seconds=time.perf_counter() - start, stages=dict(progress.timings), memory_mb=probe.peaks_mb(),
                    status="failed")
         return out
-    seconds = time.perf_counter() - start
+    seconds, wall_seconds = time.perf_counter() - start, time.time() - wall_start
     rows = int(sum(v for k, v in result.metrics.items() if k.startswith("ingest.") and k.endswith(".rows")))
     pseudo = sum(v for k, v in result.timings.items() if k.startswith("adsdata pseudonymise"))
     return {
         "status": result.status, "run_id": result.run_id, "as_of": as_of.isoformat(), "full_refresh": full_refresh,
-        "seconds": seconds, "rows_ingested": rows,
+        "seconds": seconds, "wall_seconds": wall_seconds, "rows_ingested": rows,
         "rows_per_second_per_core": rows / seconds / cores if seconds > 0 else None,
         "stages": dict(result.timings),
         "pseudonymise_seconds": pseudo, "pseudonymise_share": pseudo / seconds if seconds > 0 else None,
@@ -402,6 +402,7 @@ def run_benchmark(spark, settings, opts: BenchmarkOptions, command: str) -> dict
         new_key_file(key_file, tuple(settings.adsdata.recipients))
     keys = load_keys(key_file)
     probe = probes.MemoryProbe.for_session(spark)
+    watch = probes.ClockWatch().start()
     result: dict[str, Any] = {
         "benchmark": "audience pipeline, issue 10",
         "command": command,
@@ -421,13 +422,17 @@ def run_benchmark(spark, settings, opts: BenchmarkOptions, command: str) -> dict
     result["summary"] = str(out.with_suffix(".md"))
 
     def save(complete: bool = False) -> None:
+        result["clock"] = watch.summary()
         write_results(result, probe, out, complete)
 
-    for customers in opts.sizes:
-        size: dict[str, Any] = {"customers": customers}
-        result["sizes"].append(size)
-        measure_size(spark, settings, customers, opts, keys, probe, size, save)
-    save(complete=True)
+    try:
+        for customers in opts.sizes:
+            size: dict[str, Any] = {"customers": customers}
+            result["sizes"].append(size)
+            measure_size(spark, settings, customers, opts, keys, probe, size, save)
+        save(complete=True)
+    finally:
+        watch.stop()
     return result
 
 
@@ -468,6 +473,17 @@ def _status(run: dict[str, Any]) -> str:
     return "" if status in (None, "succeeded") else f" ({status})"
 
 
+def _stall_warning(clock: dict[str, Any] | None) -> list[str]:
+    """A paragraph when the machine stalled during the run (:class:`benchmarks.probe.ClockWatch`): its times
+    include the stall on the clock that saw it, so they are not to be trusted as they stand."""
+    if not clock or not clock.get("stalls"):
+        return []
+    each = "; ".join(f"{s['at']}: {s['wall_seconds']} s by the wall clock, {s['monotonic_seconds']} s by the "
+                     f"monotonic one" for s in clock["stalls"])
+    return [f"**The machine stalled {len(clock['stalls'])} time(s) during this run** ({each}); the phases are timed "
+            "with the monotonic clock: read the times of a phase that holds a stall with that in mind.", ""]
+
+
 def markdown(result: dict[str, Any]) -> str:
     """A human summary of a result: ratios with verdicts (per size too), per-size figures, stage times per size."""
     m, v, g = result["machine"], result["versions"], result["git"]
@@ -478,6 +494,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         *([] if result.get("complete") else
           ["**Incomplete**: what was measured before the run stopped or while it is still going.", ""]),
+        *_stall_warning(result.get("clock")),
         f"Machine: {m['cpu_model']}, {m['logical_cores']} logical cores ({m['usable_cores']} usable), "
         f"{m['ram_gb']} GB RAM; load average at start {m['load_average']}, at end {result['load_average_at_end']}.",
         f"Spark: master `{result['spark'].get('spark.master')}`, {result['spark']['cores']} cores, shuffle "
