@@ -195,8 +195,8 @@ def measured_run(spark, settings, landing: Path, warehouse: Path, as_of: date, k
                            full_refresh=full_refresh, progress=progress)
     except Exception as exc:  # noqa: BLE001  (recorded; the caller decides what can still be measured)
         out = _error(exc)
-        out.update(seconds=time.perf_counter() - start, stages=dict(progress.timings), memory_mb=probe.peaks_mb(),
-                   status="failed")
+        out.update(seconds=time.perf_counter() - start, wall_seconds=time.time() - wall_start,
+                   stages=dict(progress.timings), memory_mb=probe.peaks_mb(), status="failed")
         return out
     seconds, wall_seconds = time.perf_counter() - start, time.time() - wall_start
     rows = int(sum(v for k, v in result.metrics.items() if k.startswith("ingest.") and k.endswith(".rows")))
