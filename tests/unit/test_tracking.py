@@ -72,8 +72,9 @@ def test_a_run_that_raises_is_recorded_as_failed(settings, warehouse):
     ("adsdata_secret", "x"),
     ("api_token", "x"),
     ("db_password", "x"),
-    ("recipient", secrets.token_hex(32)),                       # raw key material, as in the key file
-    ("recipient", "sk" + secrets.token_urlsafe(40)),
+    # Raw key material, as in the key file; fixed ids: a random id would differ between pytest-xdist workers.
+    pytest.param("recipient", secrets.token_hex(32), id="recipient-hex-key"),
+    pytest.param("recipient", "sk" + secrets.token_urlsafe(40), id="recipient-urlsafe-key"),
     ("tracking", "https://user:hunter2@mlflow.example.com"),
     ("note", "password=hunter2"),
 ])
