@@ -18,18 +18,16 @@ import inspect
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 
+from benchmarks.probe import scratch_session
 from pipelines import io
-from pipelines.config import load_settings
 from pipelines.sources import ingest as current
 from pipelines.sources.reference_sets import reference_sets
 from pipelines.sources.rules import load_source_rules
-from pipelines.spark import build_session
 
 
 def module_at(rev: str, folder: Path) -> ModuleType:
@@ -52,10 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--conf", type=Path, default=None, help="YAML merged over conf/base (as `audience --conf`)")
     args = p.parse_args(argv)
-    settings = load_settings(args.conf)
-    spark = build_session(settings.spark, **{"spark.ui.enabled": "false"})
-    scratch = Path(tempfile.mkdtemp(prefix="ingest-side-by-side-"))
-    try:
+    with scratch_session(args.conf, "ingest-side-by-side-") as (settings, spark, scratch):
         variants = {args.rev: module_at(args.rev, scratch), "current": current}
         rules = load_source_rules(settings.conf_dir)[args.source]
         reference = reference_sets(settings)
@@ -81,9 +76,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {name} | {', '.join(f'{s:.1f}' for s in seconds[name])} | {min(seconds[name]):.1f} | "
                   f"{rows[name][0]}, {rows[name][1]} |")
         print(f"\ncurrent / {args.rev}: {min(seconds['current']) / min(seconds[args.rev]):.2f}")
-    finally:
-        spark.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

@@ -13,24 +13,48 @@ from __future__ import annotations
 import os
 import platform
 import resource
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DataType, MapType
 
+if TYPE_CHECKING:
+    from pipelines.config import Settings
+
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Python distributions whose versions a result records.
 PACKAGES = ("pyspark", "delta-spark", "duckdb", "pyarrow", "pandas", "great-expectations", "mlflow", "deltalake")
+
+
+@contextmanager
+def scratch_session(conf: Path | None, prefix: str) -> Iterator[tuple["Settings", SparkSession, Path]]:
+    """For a one-off measurement script: the settings (conf/base, ``conf`` merged over it), a SparkSession
+    without UI built from them, and a scratch folder; the session is stopped and the folder removed after."""
+    from pipelines.config import load_settings
+    from pipelines.spark import build_session
+
+    settings = load_settings(conf)
+    spark = build_session(settings.spark, **{"spark.ui.enabled": "false"})
+    scratch = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield settings, spark, scratch
+    finally:
+        spark.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _proc_field(path: str, name: str) -> str | None:

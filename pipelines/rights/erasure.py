@@ -307,15 +307,19 @@ def line_identifiers(source: str, parse_error: Column) -> Column:
     does not find, and the raw text would: a parsed line holding someone's identifier in a column that is not an
     identifier column (a name, a city, a device model), which by contract holds none.
 
-    Cost: ingestion about 1.5x slower on tv_viewing (benchmarks/results/2026-11-27-ingest-side-by-side.md).
+    Cost: ingestion about 1.5x slower on tv_viewing when first measured (benchmarks/results/
+    2026-11-27-ingest-side-by-side.md), much of it array_compact (see below), since replaced.
     """
     none = F.array().cast("array<string>")
     cols = [F.lower(F.col(c)) for c in identifier_columns(source)]
     if not cols:
         return F.when(parse_error.isNull(), none)
     joined = F.concat_ws("-", *cols)
-    # array_compact/array_remove, not a lambda filter: higher-order functions are interpreted row by row.
-    tokens = F.array_distinct(F.array_remove(F.array_compact(F.concat(F.array(*cols), F.split(joined, "-"))), ""))
+    # A missing value becomes "" and array_remove drops it with the empty hyphen parts. Not array_compact, nor
+    # any lambda filter: Spark replaces array_compact by filter(x -> x IS NOT NULL), a higher-order function
+    # interpreted row by row; it was most of this column's cost (benchmarks/results/2026-11-28-ingest-parse-cost.md).
+    present = [F.coalesce(c, F.lit("")) for c in cols]
+    tokens = F.array_distinct(F.array_remove(F.concat(F.array(*present), F.split(joined, "-")), ""))
     unparsed = parse_error.isNotNull() | joined.rlike(FIELD_SEPARATORS)
     if LANDING_FORMAT[source] == "jsonl":  # keys: occurrences of '":' (a quote inside a value only adds some)
         keys = (F.length("raw") - F.length(F.replace(F.col("raw"), F.lit('":'), F.lit("")))) / 2

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Mapping
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
 
@@ -84,13 +84,18 @@ def parse_lines(lines: DataFrame, source: str) -> DataFrame:
     else:
         parsed = F.from_csv("raw", schema.simpleString(), {"escape": '"', "mode": "PERMISSIVE"})
         # RFC 4180: count fields outside quotes; an odd number of quotes means the line was cut inside a field.
+        # A line without quotes (nearly every line) has one field more than commas: counted with literal
+        # replaces; only a line with quotes pays the regular expression that blanks out quoted fields. The counts
+        # are columns of their own, computed once per line (inlined, the CASE evaluated them up to three times);
+        # together half of parse_lines' time on tv_viewing (benchmarks/results/2026-11-28-ingest-parse-cost.md).
         unquoted = F.regexp_replace(F.col("raw"), r'"([^"]|"")*"', "Q")
-        n_fields = F.size(F.split(unquoted, ",", -1))
-        n_quotes = F.length(F.col("raw")) - F.length(F.regexp_replace(F.col("raw"), '"', ""))
+        lines = (lines.withColumn("_nq", _occurrences(F.col("raw"), '"'))
+                 .withColumn("_nf", F.when(F.col("_nq") == 0, _occurrences(F.col("raw"), ",") + 1)
+                             .otherwise(F.size(F.split(unquoted, ",", -1)))))
         error = (
-            F.when(n_quotes % 2 == 1, F.lit("truncated line: unbalanced quote"))
-            .when(n_fields < len(cols), F.lit(f"truncated line: fewer than {len(cols)} fields"))
-            .when(n_fields > len(cols), F.lit(f"malformed line: more than {len(cols)} fields"))
+            F.when(F.col("_nq") % 2 == 1, F.lit("truncated line: unbalanced quote"))
+            .when(F.col("_nf") < len(cols), F.lit(f"truncated line: fewer than {len(cols)} fields"))
+            .when(F.col("_nf") > len(cols), F.lit(f"malformed line: more than {len(cols)} fields"))
         )
     return (
         lines.withColumn("_p", parsed)
@@ -99,10 +104,23 @@ def parse_lines(lines: DataFrame, source: str) -> DataFrame:
     )
 
 
+def _occurrences(text: Column, char: str) -> Column:
+    """How many times ``char`` occurs in ``text`` (a literal replace: no regular expression)."""
+    return F.length(text) - F.length(F.replace(text, F.lit(char), F.lit("")))
+
+
 def validate(parsed: DataFrame, rules: SourceRules, reference: Mapping[str, frozenset[str]],
              ingested_at: datetime, max_skew_minutes: int, min_year: int) -> DataFrame:
-    """Add ``_reason``: the parse error, else the first failing rule, else a duplicate key within the batch."""
-    checks = rule_predicates(rules, reference, F.lit(ingested_at).cast(TimestampType()), max_skew_minutes, min_year)
+    """Add ``_reason``: the parse error, else the first failing rule, else a duplicate key within the batch.
+
+    Also adds the typed value of every non-string column (:func:`typed_column` names them), computed once per row
+    for the checks and for :func:`to_silver`, rather than cast again in each check and in silver.
+    """
+    types = SILVER_TYPES[rules.source]
+    casts = {c: typed_column(c) for c, t in types.items() if not isinstance(t, StringType)}
+    parsed = parsed.select("*", *[typed(c, types[c]).alias(name) for c, name in casts.items()])
+    checks = rule_predicates(rules, reference, F.lit(ingested_at).cast(TimestampType()), max_skew_minutes, min_year,
+                             typed_columns={c: F.col(name) for c, name in casts.items()})
     flagged = parsed.withColumn("_reason", F.coalesce(F.col("_parse_error"), first_failure(checks)))
     key_cols = [F.trim(F.col(k)) for k in rules.key]
     order = Window.partitionBy(*key_cols, F.col("_reason").isNull()).orderBy("_source_file", "_line")
@@ -110,11 +128,17 @@ def validate(parsed: DataFrame, rules: SourceRules, reference: Mapping[str, froz
     return flagged.withColumn("_reason", F.when(dup, F.lit("duplicate: " + ",".join(rules.key))).otherwise(F.col("_reason")))
 
 
+def typed_column(column: str) -> str:
+    """The column :func:`validate` adds with the typed value of a landing column."""
+    return f"_typed_{column}"
+
+
 def to_silver(valid: DataFrame, source: str, run_id: str, ingested_at: datetime) -> DataFrame:
-    """Typed silver rows (contract columns, then lineage)."""
+    """Typed silver rows (contract columns, then lineage); the typed values :func:`validate` added are reused."""
     types = SILVER_TYPES[source]
+    have = set(valid.columns)
     return valid.select(
-        *[typed(c, t).alias(c) for c, t in types.items()],
+        *[(F.col(typed_column(c)) if typed_column(c) in have else typed(c, t)).alias(c) for c, t in types.items()],
         "_source_file", "_line", F.lit(run_id).alias("_run_id"),
         F.lit(ingested_at).cast(TimestampType()).alias("_ingested_at"),
     )

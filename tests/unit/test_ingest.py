@@ -2,10 +2,12 @@
 files are read once; replays add nothing."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from pyspark.sql import functions as F
 
 from conftest import write_csv, write_jsonl
@@ -267,3 +269,39 @@ def test_ingesting_in_batches_of_files_stores_what_one_batch_stores(spark, setti
     assert per_file["reasons"] == {"duplicate: view_id": 1, "duplicate: already ingested": 1,
                                    "wrong type: start_ts": 1}
     assert one["files"] == per_file["files"] == 3
+
+
+def _rfc4180_error(line: str, n_columns: int) -> str | None:
+    """The field-count rule of parse_lines, in Python: quoted fields blanked out, then the commas counted."""
+    if line.count('"') % 2 == 1:
+        return "truncated line: unbalanced quote"
+    fields = len(re.sub(r'"([^"]|"")*"', "Q", line).split(","))
+    if fields < n_columns:
+        return f"truncated line: fewer than {n_columns} fields"
+    if fields > n_columns:
+        return f"malformed line: more than {n_columns} fields"
+    return None
+
+
+_plain = st.text(alphabet="ab ;'", max_size=5)
+_field = st.one_of(_plain, _plain.map(lambda t: '"' + t + '"'),                       # quoted
+                   st.text(alphabet='a,"', max_size=4).map(lambda t: '"' + t.replace('"', '""') + '"'),  # escaped
+                   st.text(alphabet='ab,"', max_size=4))                                # stray quotes and commas
+_line = st.one_of(st.lists(_field, min_size=6, max_size=12).map(",".join),   # around the 9 columns of tv_viewing
+                  st.lists(_plain, min_size=7, max_size=11).map(",".join),    # no quote at all: the fast path
+                  st.text(alphabet='ab,"; ', min_size=1, max_size=30))
+
+
+@hsettings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(lines=st.lists(_line, min_size=1, max_size=150))
+def test_csv_field_count_errors_match_the_rule_with_and_without_quotes(spark, lines):
+    """parse_lines counts fields with literal replaces when a line has no quote and with the quoted-field
+    regular expression when it has one: either way its error is the rule's, for any mix of commas and quotes."""
+    from pipelines.schemas import LANDING_COLUMNS
+    from pipelines.sources.ingest import parse_lines
+
+    lines = [line for line in lines if line.strip()]
+    n = len(LANDING_COLUMNS["tv_viewing"])
+    df = spark.createDataFrame([(line, "f", i) for i, line in enumerate(lines)], "raw string, _source_file string, _line long")
+    got = {r._line: r._parse_error for r in parse_lines(df, "tv_viewing").select("_line", "_parse_error").collect()}
+    assert got == {i: _rfc4180_error(line, n) for i, line in enumerate(lines)}
