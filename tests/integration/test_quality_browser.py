@@ -21,7 +21,7 @@ def chromium() -> str:
         found = shutil.which(name)
         if found:
             return found
-    pytest.fail("headless Chromium is required for this test: `make setup` installs it "
+    pytest.fail("headless Chromium is required for this test: `make test` installs it "
                 "(Debian: apt-get install -y chromium)")
 
 
