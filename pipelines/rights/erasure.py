@@ -720,11 +720,12 @@ def compact_history(spark: SparkSession, path: Path) -> int:
     return removed
 
 
-def log_mentions(path: Path, needles: Sequence[str]) -> list[str]:
-    """Files of the table's ``_delta_log`` whose content mentions one of ``needles`` (lower-case substrings).
+def log_mentions(path: Path, needles: Needles | Sequence[str]) -> list[str]:
+    """Files of the table's ``_delta_log`` whose content mentions one of ``needles`` (case-insensitive substrings).
 
     JSON commits, checksums (they list every file with its statistics) and checkpoint Parquet files (decoded).
     """
+    needles = needles if isinstance(needles, Needles) else Needles(needles)
     if not needles:
         return []
     found = []
@@ -737,8 +738,7 @@ def log_mentions(path: Path, needles: Sequence[str]) -> list[str]:
             text = json.dumps(pq.read_table(f).to_pylist(), default=str)
         else:
             text = f.read_bytes().decode("utf-8", errors="replace")
-        text = text.lower()
-        if any(n in text for n in needles):
+        if needles.occur_in(text):
             found.append(f.name)
     return found
 
@@ -749,7 +749,8 @@ class PurgeResult:
     log_files_removed: int
 
 
-def purge_table(spark: SparkSession, path: Path, needles: Sequence[str], force_compaction: bool = False) -> PurgeResult:
+def purge_table(spark: SparkSession, path: Path, needles: Needles | Sequence[str],
+                force_compaction: bool = False) -> PurgeResult:
     """Physically remove what was deleted: REORG (deletion vectors), VACUUM 0, and old log entries if needed."""
     reorganised = purge_deletion_vectors(spark, path)
     vacuum_now(spark, path)
@@ -783,18 +784,86 @@ def tombstone_message(value: Column) -> Column:
 REDACTED = "[erased]"
 
 
-def redacted(text: str | None, needles: Sequence[str]) -> str | None:
-    """``text`` with every occurrence of an identifier replaced by ``[erased]`` (case-insensitive).
+class Needles:
+    """A batch's identifiers (lower-cased), found and redacted in text in time independent of their number.
+
+    A daily erasure at a million customers has about ten thousand people and seventy thousand identifiers. One
+    ``re.sub`` per identifier and text (what :meth:`redact` replaced) made seven hundred million regex calls for
+    the request ids alone, hours of driver time; one substring search per identifier and transaction-log file
+    (what :meth:`occur_in` replaced) read the log seventy thousand times. Both now look up, at each position, the
+    substrings of the identifiers' few distinct lengths in a set, longest first: a text costs its length times
+    the number of distinct lengths. :meth:`occur_in` first cuts the text into runs of the characters identifiers
+    are made of (any occurrence lies inside one run) and looks at each distinct run once: a transaction log
+    repeats the same paths and values many times.
+
+        >>> Needles(["c01", "ck-9"]).redact("ERQ-1-C01/CK-9")
+        'ERQ-1-[erased]/[erased]'
+        >>> Needles(["c01"]).occur_in('{"minValues":{"customer_id":"xc01"}}'), Needles(["c01"]).occur_in("c0")
+        (True, False)
+    """
+
+    def __init__(self, needles: Iterable[str]) -> None:
+        self._set = frozenset(n.lower() for n in needles if n)
+        self._lengths = sorted({len(n) for n in self._set}, reverse=True)
+        alphabet = "".join(sorted({c for n in self._set for c in n}))
+        self._runs = re.compile(f"[{re.escape(alphabet)}]+") if alphabet else None
+
+    def __bool__(self) -> bool:
+        return bool(self._set)
+
+    def _width_at(self, folded: str, i: int) -> int:
+        """Length of the longest identifier starting at ``folded[i]``, 0 if none does."""
+        room = len(folded) - i
+        return next((w for w in self._lengths if w <= room and folded[i:i + w] in self._set), 0)
+
+    def occur_in(self, text: str) -> bool:
+        """Whether any identifier occurs in ``text`` (case-insensitive substring)."""
+        if not self._set or self._runs is None:
+            return False
+        shortest = self._lengths[-1]
+        for run in set(self._runs.findall(text.lower())):
+            if len(run) >= shortest and any(self._width_at(run, i) for i in range(len(run) - shortest + 1)):
+                return True
+        return False
+
+    def redact(self, text: str | None) -> str | None:
+        """``text`` with every occurrence of an identifier replaced by ``[erased]`` (case-insensitive).
+
+        Every occurrence in the text overlaps a replaced span, so none survives whole.
+        """
+        if not text or not self._set:
+            return text
+        folded, origin = text.lower(), None
+        if len(folded) != len(text):  # a character lower-cases to several ("İ"): map positions back
+            pieces = [c.lower() for c in text]
+            folded, origin = "".join(pieces), [k for k, piece in enumerate(pieces) for _ in piece]
+        spans, i = [], 0
+        while i < len(folded):
+            width = self._width_at(folded, i)
+            if width:
+                spans.append((i, i + width))
+            i += width or 1
+        if origin is not None:
+            spans = [(origin[start], origin[end - 1] + 1) for start, end in spans]
+        parts: list[str] = []
+        kept = 0
+        for start, end in spans:
+            if end > kept:
+                parts += [text[kept:max(start, kept)], REDACTED] if start >= kept else [REDACTED]
+                kept = end
+        parts.append(text[kept:])
+        return "".join(parts)
+
+
+def redacted(text: str | None, needles: Iterable[str]) -> str | None:
+    """``text`` with every occurrence of an identifier replaced by ``[erased]``.
 
     Request ids are kept with the tombstones (the access report shows them to an erased person who asks), but
     operators often build them from the customer id ("ERQ-20261113-C01448380"): stored as they are, they would
-    name the person the tombstone is meant to hide.
+    name the person the tombstone is meant to hide. Every identifier of the whole batch is a needle (a request id
+    may name another person of the batch). Many texts: build one :class:`Needles` and call its ``redact``.
     """
-    if not text:
-        return text
-    for needle in sorted(needles, key=len, reverse=True):
-        text = re.sub(re.escape(needle), REDACTED, text, flags=re.IGNORECASE)
-    return text
+    return Needles(needles).redact(text)
 
 
 def tombstone_rows(spark: SparkSession, subject: Subject, keys: KeyRing, request_ids: Mapping[str, str],
@@ -951,8 +1020,8 @@ def forget(
     requests = {c: (request_ids or {}).get(c) or default_request for c in ids}
     plan, unmapped = _plan(spark, wh)  # fails before any change when the map does not fit a table
     subject = find_subject(spark, wh, ids)
-    needles = subject.needles
-    requests = {c: redacted(r, needles) for c, r in requests.items()}  # kept with the tombstones: see redacted()
+    needles = Needles(subject.needles)
+    requests = {c: needles.redact(r) for c, r in requests.items()}  # kept with the tombstones: see redacted()
     pending = _pending_revocations(spark, wh, subject)
 
     # Tombstones first: from here on, no ingestion can bring the person back, even if the rest fails.
@@ -1059,7 +1128,7 @@ __all__ = [
     "IDENTIFYING_COLUMNS", "ErasureMapError", "ErasureIncomplete", "TombstoneKeyMissing", "table_name", "rule_for",
     "generic_rule", "unmapped_tables", "check_rule", "text_fields", "landing_fields", "Identifier", "Subject", "find_subject",
     "subject_frame", "matched_keys", "matching_rows", "erase_rows", "retention_check_disabled", "has_deletion_vectors",
-    "purge_deletion_vectors", "vacuum_now", "compact_history", "log_mentions", "purge_table", "TOMBSTONES",
+    "purge_deletion_vectors", "vacuum_now", "compact_history", "log_mentions", "Needles", "purge_table", "TOMBSTONES",
     "tombstones_path", "tombstone_message", "tombstone_rows", "tombstoned", "without_tombstoned", "tombstone_filter",
     "ErasureReport", "forget", "stage_erasure", "files_mentioning",
 ]
