@@ -19,14 +19,13 @@ Counts and timings only: the synthetic identifiers are not printed.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import re
 import string
 import time
 from pathlib import Path
 
-from pipelines.rights.erasure import REDACTED, Needles, log_mentions
+from pipelines.rights.erasure import REDACTED, Needles, log_mentions, log_texts
 
 
 def synthetic_identifiers(n: int, seed: int = 1) -> list[str]:
@@ -45,19 +44,12 @@ def redact_before(text: str, needles: list[str]) -> str:
 
 
 def log_mentions_before(path: Path, needles: list[str]) -> list[str]:
-    import pyarrow.parquet as pq
-
+    """The check replaced (commit de09e44): one substring search per identifier and log file."""
     found = []
-    for f in sorted((path / "_delta_log").rglob("*")):
-        if not f.is_file():
-            continue
-        if f.suffix == ".parquet":
-            text = json.dumps(pq.read_table(f).to_pylist(), default=str)
-        else:
-            text = f.read_bytes().decode("utf-8", errors="replace")
+    for name, text in log_texts(path):
         text = text.lower()
         if any(n in text for n in needles):
-            found.append(f.name)
+            found.append(name)
     return found
 
 

@@ -729,19 +729,20 @@ def log_mentions(path: Path, needles: Needles | Sequence[str]) -> list[str]:
     needles = needles if isinstance(needles, Needles) else Needles(needles)
     if not needles:
         return []
-    found = []
+    return [name for name, text in log_texts(path) if needles.occur_in(text)]
+
+
+def log_texts(path: Path) -> Iterator[tuple[str, str]]:
+    """Name and text of every file of the table's ``_delta_log``, checkpoint Parquet files decoded to JSON."""
     for f in sorted((Path(path) / "_delta_log").rglob("*")):
         if not f.is_file():
             continue
         if f.suffix == ".parquet":
             import pyarrow.parquet as pq  # the checkpoint is small: one row per live file
 
-            text = json.dumps(pq.read_table(f).to_pylist(), default=str)
+            yield f.name, json.dumps(pq.read_table(f).to_pylist(), default=str)
         else:
-            text = f.read_bytes().decode("utf-8", errors="replace")
-        if needles.occur_in(text):
-            found.append(f.name)
-    return found
+            yield f.name, f.read_bytes().decode("utf-8", errors="replace")
 
 
 @dataclass(frozen=True)
@@ -1152,7 +1153,7 @@ __all__ = [
     "IDENTIFYING_COLUMNS", "ErasureMapError", "ErasureIncomplete", "TombstoneKeyMissing", "table_name", "rule_for",
     "generic_rule", "unmapped_tables", "check_rule", "text_fields", "landing_fields", "Identifier", "Subject", "find_subject",
     "subject_frame", "matched_keys", "matching_rows", "erase_rows", "retention_check_disabled", "has_deletion_vectors",
-    "purge_deletion_vectors", "vacuum_now", "compact_history", "log_mentions", "Needles", "purge_table", "TOMBSTONES",
+    "purge_deletion_vectors", "vacuum_now", "compact_history", "log_mentions", "log_texts", "Needles", "purge_table", "TOMBSTONES",
     "tombstones_path", "tombstone_message", "tombstone_rows", "tombstoned", "without_tombstoned", "tombstone_filter",
     "ErasureReport", "forget", "stage_erasure", "files_mentioning",
 ]
