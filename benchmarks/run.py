@@ -72,12 +72,20 @@ class BenchmarkOptions:
     quick: bool = False
     quiet_pipeline: bool = True                  # silence the daily run's per-stage progress lines
     incremental: bool = True                     # False: full runs only (ratio (c) not measured; hours saved)
+    incremental_max_customers: int | None = None  # incremental day only at counts up to this (None: all)
 
     def __post_init__(self) -> None:
         if not self.customers or any(n < 1 for n in self.customers):
             raise ValueError(f"customer counts must be positive, got {self.customers}")
         if self.days < 1 or self.repeats < 1:
             raise ValueError("days and repeats must be at least 1")
+        if self.incremental_max_customers is not None and self.incremental_max_customers < 1:
+            raise ValueError(f"incremental_max_customers must be positive, got {self.incremental_max_customers}")
+
+    def measures_incremental(self, customers: int) -> bool:
+        """Whether the incremental day runs at ``customers`` (``--skip-incremental``, ``--incremental-max-customers``)."""
+        limit = self.incremental_max_customers
+        return self.incremental and (limit is None or customers <= limit)
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -323,8 +331,10 @@ def measure_size(spark, settings, customers: int, opts: BenchmarkOptions, keys, 
         log(f"{customers} customers: core computation failed: {out['core']['error']}")
     save()
 
-    if not opts.incremental:
-        out["incremental_run"] = {"status": "not requested", "reason": "--skip-incremental", "seconds": None}
+    if not opts.measures_incremental(customers):
+        reason = ("--skip-incremental" if not opts.incremental
+                  else f"--incremental-max-customers {opts.incremental_max_customers}")
+        out["incremental_run"] = {"status": "not requested", "reason": reason, "seconds": None}
         out["checksums_incremental_run"] = {}
         return out
     out["incremental_files"] = deliver(generated, landing, inc_day, inc_day)
@@ -574,6 +584,13 @@ def _counts(value: str) -> list[int]:
     return counts
 
 
+def _count(value: str) -> int:
+    counts = _counts(value)
+    if len(counts) != 1:
+        raise argparse.ArgumentTypeError(f"one customer count expected: {value!r}")
+    return counts[0]
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
     p.add_argument("--customers", type=_counts, action="extend", nargs="+", default=None, metavar="N",
@@ -596,6 +613,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help="print the daily runs' per-stage progress lines")
     p.add_argument("--skip-incremental", action="store_true",
                    help="full runs only: ratio (c) is not measured (at 1M customers this saves about an hour)")
+    p.add_argument("--incremental-max-customers", type=_count, default=None, metavar="N",
+                   help="run the incremental day only at customer counts up to N (e.g. 100000: (c) at 100k, "
+                        "full runs only at 1M, so (a)-(d) fit in one invocation)")
     return p
 
 
@@ -606,7 +626,8 @@ def options_from_args(args: argparse.Namespace) -> BenchmarkOptions:
     return BenchmarkOptions(customers=customers, days=days, workdir=args.workdir.resolve(), out=args.out,
                             end_date=args.end_date, seed=args.seed, repeats=args.repeats,
                             reuse_data=args.reuse_data, quick=args.quick, quiet_pipeline=not args.verbose,
-                            incremental=not args.skip_incremental)
+                            incremental=not args.skip_incremental,
+                            incremental_max_customers=args.incremental_max_customers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

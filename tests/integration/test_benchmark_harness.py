@@ -147,6 +147,22 @@ def test_a_summary_cut_short_still_shows_the_ratios_and_stages_of_the_sizes_that
     assert "## Stage seconds at 1,000 customers" not in text
 
 
+def test_incremental_day_can_be_limited_to_the_smaller_customer_counts():
+    """(a)-(d) in one invocation: the incremental day at 100k, full runs only at 1M."""
+    args = bench.build_parser().parse_args(["--customers", "100000,1000000", "--incremental-max-customers", "100_000"])
+    opts = bench.options_from_args(args)
+    assert opts.measures_incremental(100_000) and not opts.measures_incremental(1_000_000)
+    everything = bench.options_from_args(bench.build_parser().parse_args(["--customers", "100000,1000000"]))
+    assert everything.measures_incremental(1_000_000)
+    skipped = bench.options_from_args(bench.build_parser().parse_args(
+        ["--skip-incremental", "--incremental-max-customers", "100000"]))
+    assert not skipped.measures_incremental(100)   # --skip-incremental wins
+    with pytest.raises(SystemExit):
+        bench.build_parser().parse_args(["--incremental-max-customers", "1,2"])
+    with pytest.raises(ValueError, match="positive"):
+        bench.BenchmarkOptions(incremental_max_customers=0)
+
+
 def test_deliver_links_only_the_requested_days(tmp_path: Path):
     generated, landing = tmp_path / "generated", tmp_path / "landing"
     for day in ("2026-11-22", "2026-11-23", "2026-11-24"):
