@@ -370,7 +370,10 @@ def _ok_seconds(run: dict[str, Any] | None) -> float | None:
 
 
 def compute_ratios(sizes: list[dict[str, Any]]) -> dict[str, Any]:
-    """Ratios (a)-(c) at the largest size (and per size), (d) between the largest and the smallest size."""
+    """Ratios (a)-(c) at the largest size (and per size), (d) between the largest and the smallest size.
+
+    (c) comes from the largest size that ran an incremental day when the largest was left without one on purpose.
+    """
     def per_size(size: dict[str, Any]) -> dict[str, dict[str, Any]]:
         core = size.get("core", {})
         full = _ok_seconds(size.get("full_run"))
@@ -386,6 +389,12 @@ def compute_ratios(sizes: list[dict[str, Any]]) -> dict[str, Any]:
     by_size = {str(s["customers"]): per_size(s) for s in sizes}
     largest, smallest = sizes[-1], sizes[0]
     ratios = dict(by_size[str(largest["customers"])])
+    # An incremental day left out by option at the largest size (--incremental-max-customers) is not a failure:
+    # (c) then comes from the largest size that ran one. A failed or skipped run stays "not measured".
+    if (largest.get("incremental_run") or {}).get("status") == "not requested":
+        ran = [s for s in sizes if _ok_seconds(s.get("incremental_run")) is not None]
+        if ran:
+            ratios["c"] = by_size[str(ran[-1]["customers"])]["c"]
     if len(sizes) > 1:
         ratios["d"] = _ratio("d", _ok_seconds(largest.get("full_run")), _ok_seconds(smallest.get("full_run")),
                              largest["customers"] / smallest["customers"],
@@ -520,7 +529,8 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for key in ("a", "b", "c", "d"):
         r = result["ratios"][key]
-        lines.append(f"| ({key}) | {r['name']} | {_fmt(r['value'], 3)} | ≤ {_fmt(r['target'], 2)} | {r['verdict']} |")
+        at = f" (at {r['customers']:,} customers)" if key != "d" and isinstance(r.get("customers"), int) else ""
+        lines.append(f"| ({key}) | {r['name']}{at} | {_fmt(r['value'], 3)} | ≤ {_fmt(r['target'], 2)} | {r['verdict']} |")
     per_size = result["ratios"].get("per_size", {})
     if len(per_size) > 1:  # (a)-(c) above are those of the largest size; a size cut short has none
         lines += ["", "Per customer count:", "", "| customers | (a) | (b) | (c) |", "|---|---|---|---|"]

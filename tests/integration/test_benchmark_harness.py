@@ -157,6 +157,14 @@ def test_incremental_day_can_be_limited_to_the_smaller_customer_counts():
     skipped = bench.options_from_args(bench.build_parser().parse_args(
         ["--skip-incremental", "--incremental-max-customers", "100000"]))
     assert not skipped.measures_incremental(100)   # --skip-incremental wins
+    sizes = [{"customers": 100, "full_run": {"status": "succeeded", "seconds": 100.0},
+              "incremental_run": {"status": "succeeded", "seconds": 60.0}},
+             {"customers": 1000, "full_run": {"status": "succeeded", "seconds": 700.0},
+              "incremental_run": {"status": "not requested", "reason": "--incremental-max-customers 100"}}]
+    r = bench.compute_ratios(sizes)
+    assert r["c"]["value"] == pytest.approx(0.6) and r["c"]["customers"] == 100 and r["d"]["value"] == 7.0
+    sizes[1]["incremental_run"] = {"status": "failed", "seconds": 5.0, "error": "boom"}
+    assert bench.compute_ratios(sizes)["c"]["verdict"] == "not measured"   # a failure is not replaced
     with pytest.raises(SystemExit):
         bench.build_parser().parse_args(["--incremental-max-customers", "1,2"])
     with pytest.raises(ValueError, match="positive"):
