@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -136,8 +135,8 @@ def export_inputs(spark: SparkSession, wh: io.Warehouse, settings: Settings, roo
 def spark_tv_core(spark: SparkSession, inputs: CoreInputs, params: CoreParams, out: Path) -> None:
     """The pipeline's TV-profile computation on the exported Parquet; writes ``out/scores`` and ``out/top``.
 
-    Same chain as :func:`pipelines.profiles.build.build_profiles` (and ``read_inputs``' window filter); the
-    scores are persisted while both outputs are written, as the profiles stage persists its intermediates.
+    Same chain as :func:`pipelines.profiles.build.build_profiles` (and ``read_inputs``' window filter), with the
+    same ``cut`` (:func:`pipelines.io.materialise`): the scoring's shared intermediates are computed once.
     """
     if out.exists():
         shutil.rmtree(out)
@@ -147,15 +146,11 @@ def spark_tv_core(spark: SparkSession, inputs: CoreInputs, params: CoreParams, o
         (F.col("day") >= F.lit(params.first_day)) & (F.col("day") <= F.lit(params.as_of)))
     units = tv_units(only_eligible(daily, elig, "tv_profile"), spark.read.parquet(str(inputs.genre_map)),
                      spark.read.parquet(str(inputs.subgenre_map)))
-    scores = score_interests(units, params.scoring)
-    scores.interests.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        scores.interests.select(*SCORE_COLUMNS).write.parquet(str(out / "scores"))
-        top = top_interests(qualified(scores, params.scoring), spark.read.parquet(str(inputs.labels)),
-                            params.max_interests)
-        top.write.parquet(str(out / "top"))
-    finally:
-        scores.interests.unpersist()
+    scores = score_interests(units, params.scoring, cut=io.materialise)
+    scores.interests.select(*SCORE_COLUMNS).write.parquet(str(out / "scores"))
+    top = top_interests(qualified(scores, params.scoring), spark.read.parquet(str(inputs.labels)),
+                        params.max_interests)
+    top.write.parquet(str(out / "top"))
 
 
 # -------------------------------------------------------------------------------------------------- DuckDB

@@ -219,11 +219,6 @@ class ProfileOutputs:
     evidence: DataFrame
     scores: Mapping[str, Scores]
 
-    @property
-    def intermediates(self) -> tuple[DataFrame, ...]:
-        """The score tables every output reads: worth caching while the outputs are written."""
-        return tuple(df for s in self.scores.values() for df in (s.sources, s.interests))
-
 
 def _attributes(inputs: ProfileInputs, elig: DataFrame, refs: ProfileReferences, settings: Settings,
                 as_of: date, processing: str, column: str) -> DataFrame:
@@ -298,7 +293,7 @@ def build_profiles(inputs: ProfileInputs, elig: DataFrame, refs: ProfileReferenc
 
     # --- TV profile -------------------------------------------------------------------------------------
     tv_daily = only_eligible(inputs.tv_daily, elig, "tv_profile")
-    tv_scores = _cut_scores(score_interests(tv_units(tv_daily, refs.genre_map, refs.subgenre_map), minutes), cut)
+    tv_scores = score_interests(tv_units(tv_daily, refs.genre_map, refs.subgenre_map), minutes, cut)
     tv_published = cut(top_interests(qualified(tv_scores, minutes), refs.labels, p.max_interests))
     tv_profiles = (
         cut(_attributes(inputs, elig, refs, settings, as_of, "tv_profile", "eligible_tv_profile"))
@@ -317,10 +312,9 @@ def build_profiles(inputs: ProfileInputs, elig: DataFrame, refs: ProfileReferenc
         .unionByName(purchase_units(only_eligible(inputs.purchases, elig, "web_profile"), refs.product_map,
                                     p.purchase_weight, tz))
     )
-    web_scores = _cut_scores(score_interests(web_units, events), cut)
+    web_scores = score_interests(web_units, events, cut)
     viewing_for_web = only_eligible(only_eligible(inputs.tv_daily, elig, "tv_profile"), elig, "web_profile")
-    viewing_scores = _cut_scores(
-        score_interests(tv_units(viewing_for_web, refs.genre_map, refs.subgenre_map), minutes), cut)
+    viewing_scores = score_interests(tv_units(viewing_for_web, refs.genre_map, refs.subgenre_map), minutes, cut)
     candidates = (
         qualified(web_scores, events).unionByName(qualified(viewing_scores, minutes))
         .groupBy("customer_id", "iab_audience_id").agg(F.max("score").alias("score"))
@@ -358,10 +352,6 @@ def build_profiles(inputs: ProfileInputs, elig: DataFrame, refs: ProfileReferenc
     )
     scores = {"tv": tv_scores, "web": web_scores, "web_viewing": viewing_scores}
     return ProfileOutputs(tv_profiles, web_profiles, evidence, scores)
-
-
-def _cut_scores(scores: Scores, cut: Callable[[DataFrame], DataFrame]) -> Scores:
-    return Scores(interests=cut(scores.interests), sources=cut(scores.sources))
 
 
 # ---------------------------------------------------------------------------------- incremental aggregates

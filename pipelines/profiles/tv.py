@@ -48,6 +48,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Callable
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -68,12 +69,22 @@ TV_SOURCE = "tv_viewing"
 # --------------------------------------------------------------------------------------------- shared helpers
 
 
+#: Microseconds in a day: a local wall clock in microseconds since 1970-01-01 00:00, divided by it, is a day number.
+_MICROS_PER_DAY = 86_400_000_000
+
+
 def local_day(ts: Column, tz: str) -> Column:
     """The calendar date of an instant in time zone ``tz``, whatever the session time zone.
 
-    Casting to ``timestamp_ntz`` gives the session's wall clock; ``convert_timezone`` moves it to ``tz``.
+    ``from_utc_timestamp`` adds ``tz``'s offset at that instant (daylight saving time included) to the instant's
+    microseconds, which gives ``tz``'s wall clock counted from 1970-01-01 00:00; the day number is that count
+    divided by a day, rounded down. No step uses the session time zone. It replaced ``to_date(convert_timezone(
+    None, tz, ts::timestamp_ntz))``, which gives the same dates (checked on the 2.9M viewing rows of the 100k
+    benchmark and by ``tests/unit/test_profiles_scores.py``) at 5 times the cost: it was a quarter of the core TV
+    profile computation (``benchmarks/results/2026-11-29-scoring-core.md``).
     """
-    return F.to_date(F.convert_timezone(None, F.lit(tz), ts.cast("timestamp_ntz")))
+    wall_micros = F.unix_micros(F.from_utc_timestamp(ts, F.lit(tz)))
+    return F.date_from_unix_date(F.floor(wall_micros / F.lit(_MICROS_PER_DAY)).cast(IntegerType()))
 
 
 def subgenre_key_col(subgenre: Column) -> Column:
@@ -150,7 +161,12 @@ class Scores:
 _TOTAL = -1
 
 
-def score_interests(units: DataFrame, params: ScoringParams) -> Scores:
+def _identity(df: DataFrame) -> DataFrame:
+    return df
+
+
+def score_interests(units: DataFrame, params: ScoringParams,
+                    cut: Callable[[DataFrame], DataFrame] = _identity) -> Scores:
     """Recency-weighted, population-relative interest scores of evidence units, per look-back window.
 
     The population is every customer present in ``units``: callers pass units of eligible customers only,
@@ -159,13 +175,19 @@ def score_interests(units: DataFrame, params: ScoringParams) -> Scores:
     One aggregation serves every figure: each unit is also counted under the pseudo interest ``-1``, whose
     sums are T(c) (per customer) and the population total (per window); window functions then put W(c, i)
     and T(c) side by side without joins, and the population figures come from one small aggregate.
+
+    ``cut`` (the profiles stage passes :func:`pipelines.io.materialise`) is applied twice: to the per-source sums,
+    which both the population figures and the per-customer figures read (uncut, Spark computed them twice: it
+    does not reuse the exchange of a self-joined aggregate), and to the scored rows, of which ``interests`` and
+    ``sources`` are then projections. The three window functions share one sort: the most specific (per
+    interest, ordered by source) runs first, and its ordering satisfies the other two.
     """
     spark = units.sparkSession
     windows = spark.createDataFrame([(int(w),) for w in sorted(set(params.windows))], "window_days int")
     weight = recency_weight(F.col("day"), params.as_of, params.epoch, params.half_life_days)
     in_window = F.col("day") > F.date_sub(F.lit(params.as_of), F.col("window_days"))
-    # One shuffle by customer: the aggregation and both per-customer window functions below reuse it.
-    by_source = (
+    # One shuffle by customer: the aggregation and the per-customer window functions below reuse it.
+    by_source = cut(
         units.where((F.col("day") <= F.lit(params.as_of))
                     & (F.col("day") > F.date_sub(F.lit(params.as_of), params.longest))
                     & (F.col("amount") > 0) & (F.size("interests") > 0))
@@ -187,10 +209,11 @@ def score_interests(units: DataFrame, params: ScoringParams) -> Scores:
     )
     customer = Window.partitionBy("customer_id", "window_days")
     interest = Window.partitionBy("customer_id", "window_days", "iab_audience_id")
-    scored = (
+    scored = cut(
         by_source
-        .withColumn("total", F.sum(F.when(F.col("iab_audience_id") == _TOTAL, F.col("weighted"))).over(customer))
+        .withColumn("_first", F.row_number().over(interest.orderBy("source")) == 1)
         .withColumn("interest_weighted", F.sum("weighted").over(interest))
+        .withColumn("total", F.sum(F.when(F.col("iab_audience_id") == _TOTAL, F.col("weighted"))).over(customer))
         .where(F.col("iab_audience_id") != _TOTAL)
         .join(F.broadcast(population), ["window_days", "iab_audience_id"])
         .withColumn("share", F.try_divide(F.col("interest_weighted"), F.col("total")))
@@ -205,8 +228,7 @@ def score_interests(units: DataFrame, params: ScoringParams) -> Scores:
     figures = ("share", "population_share", "lift", "score")
     sources = scored.select("customer_id", "window_days", "iab_audience_id", "source", "quantity", "weighted",
                             *figures)
-    first = F.row_number().over(interest.orderBy("source"))
-    interests = scored.withColumn("_n", first).where(F.col("_n") == 1).select(
+    interests = scored.where(F.col("_first")).select(
         "customer_id", "window_days", "iab_audience_id", F.col("interest_weighted").alias("weighted"), *figures,
         "qualifies")
     return Scores(interests=interests, sources=sources)

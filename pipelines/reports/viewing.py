@@ -40,6 +40,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType, TimestampType
 
 from pipelines.consent.gate import end_of_day
+from pipelines.profiles.tv import local_day
 from pipelines.reference.geo import REGION_NAMES, load_geography
 
 if TYPE_CHECKING:
@@ -59,11 +60,6 @@ VIEWING_REPORTS = StructType([
     StructField("viewers", LongType(), True),
     StructField("as_of", DateType(), True),
 ])
-
-
-def local_day(ts: Column, tz: str) -> Column:
-    """The calendar date of an instant in ``tz``, whatever the session time zone."""
-    return F.to_date(F.convert_timezone(None, F.lit(tz), ts.cast("timestamp_ntz")))
 
 
 def in_window(viewing: DataFrame, as_of: date, tz: str, days: int) -> DataFrame:

@@ -230,6 +230,34 @@ def test_local_day_follows_brussels_time(spark) -> None:
     assert sorted((r.day, r.minutes) for r in daily.collect()) == [(date(2026, 3, 30), 10.0), (date(2026, 3, 31), 10.0)]
 
 
+
+@pytest.mark.parametrize("session_tz", ["UTC", "America/New_York", "Asia/Kolkata"])
+def test_local_day_is_the_zone_calendar_date_across_daylight_saving_changes(spark, session_tz) -> None:
+    # Every 7.5 minutes over the days around both 2026 changes, 1970's first instants (day 0 and before), and the
+    # last microsecond before and the first at each Brussels midnight of those days: local_day must give the
+    # date Python's zoneinfo gives, whatever the session time zone.
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from pipelines.profiles.tv import local_day
+    from pipelines.spark import session_conf
+
+    zone = ZoneInfo(TZ)
+    instants = [datetime(1969, 12, 31, 22, 59, 59, 999999, tzinfo=timezone.utc),
+                datetime(1969, 12, 31, 23, 0, tzinfo=timezone.utc)]
+    for start in (datetime(2026, 3, 27, tzinfo=timezone.utc), datetime(2026, 10, 23, tzinfo=timezone.utc)):
+        instants += [start + timedelta(minutes=7.5 * i) for i in range(4 * 24 * 8)]
+        for d in range(4):
+            midnight = datetime.combine(start.date() + timedelta(days=d), datetime.min.time(), zone)
+            instants += [midnight - timedelta(microseconds=1), midnight]
+    expected = [ts.astimezone(zone).date() for ts in instants]
+    with session_conf(spark, {"spark.sql.session.timeZone": session_tz}):
+        df = spark.createDataFrame([(i, ts) for i, ts in enumerate(instants)], "i int, ts timestamp")
+        got = [r.day for r in df.select("i", local_day(F.col("ts"), TZ).alias("day")).orderBy("i").collect()]
+    wrong = [(instants[i], expected[i], got[i]) for i in range(len(instants)) if got[i] != expected[i]]
+    assert not wrong, wrong[:5]
+
+
 # ---------------------------------------------------------------------------------------------------- web
 
 
