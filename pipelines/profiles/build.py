@@ -65,6 +65,7 @@ from pipelines.profiles.attributes import (
 )
 from pipelines.profiles.tv import (
     ScoringParams,
+    _identity,
     Scores,
     empty_interests,
     local_day,
@@ -259,10 +260,6 @@ def _evidence(scores: Scores, published: DataFrame, channel: str, refs: ProfileR
             F.lit(refs.mapping_versions).alias("mapping_versions"), F.lit(as_of).alias("as_of"),
         )
     )
-
-
-def _identity(df: DataFrame) -> DataFrame:
-    return df
 
 
 def build_profiles(inputs: ProfileInputs, elig: DataFrame, refs: ProfileReferences, settings: Settings,

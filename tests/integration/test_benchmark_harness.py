@@ -171,7 +171,6 @@ def test_incremental_day_can_be_limited_to_the_smaller_customer_counts():
         bench.BenchmarkOptions(incremental_max_customers=0)
 
 
-
 def test_core_side_by_side_measures_at_the_full_runs_as_of_date_and_needs_a_commit():
     from benchmarks import core_side_by_side as sbs
 
@@ -181,6 +180,7 @@ def test_core_side_by_side_measures_at_the_full_runs_as_of_date_and_needs_a_comm
         sbs.as_of_of(Path("somewhere/else"))
     with pytest.raises(SystemExit):
         sbs.main(["benchmarks/data/c100-d5-s42-e2026-11-25"])   # no REV: refused before anything runs
+
 
 def test_deliver_links_only_the_requested_days(tmp_path: Path):
     generated, landing = tmp_path / "generated", tmp_path / "landing"
