@@ -16,16 +16,17 @@ import errno
 import fcntl
 import json
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from delta.tables import DeltaTable
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.types import StructType
+from pyspark.sql.types import StructType, TimestampType, _parse_datatype_string
 
 LAYERS = ("bronze", "silver", "gold", "ops")
 
@@ -101,6 +102,34 @@ def read(spark: SparkSession, path: Path, schema: StructType | None = None) -> D
     if schema is None:
         raise FileNotFoundError(f"no Delta table at {path}")
     return spark.createDataFrame([], schema)
+
+
+def local_frame(spark: SparkSession, rows: Iterable[Sequence[Any] | Mapping[str, Any]],
+                schema: StructType | str) -> DataFrame:
+    """A small DataFrame of rows held by the driver (reference tables, bookkeeping rows), kept in the query plan.
+
+    ``spark.createDataFrame(list_of_tuples, schema)`` makes an RDD that a Python worker pickles again every
+    time a query reads it: on a local master each such scan waits about 0.4 s for Python, and a reference
+    table joined by many queries pays it in each (most of a small profile computation's time, measured in
+    ``benchmarks/results/2026-11-29-local-frames.md``). Built through Arrow instead, the rows become a
+    ``LocalRelation``: the JVM reads them without Python. Rows are tuples in schema order, ``Row`` objects or
+    dicts keyed by column name; a value that does not fit its column type raises (as ``createDataFrame``
+    does). Timestamps of top-level columns are read as ``createDataFrame`` reads them (an aware ``datetime`` in its
+    zone, a naive one in the machine's local time); nested ones must be aware and in UTC. Not for personal identifiers: erasure keeps those out of query plans (:mod:`pipelines.rights.erasure`).
+    """
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    struct = schema if isinstance(schema, StructType) else _parse_datatype_string(schema)
+    names = struct.fieldNames()
+    instants = [f.name for f in struct.fields if isinstance(f.dataType, TimestampType)]
+    records = [dict(r) if isinstance(r, Mapping) else (r.asDict() if hasattr(r, "asDict") else dict(zip(names, r)))
+               for r in rows]
+    for record in records:  # as createDataFrame reads them: aware in their zone, naive in the machine's local time
+        for name in instants:
+            if isinstance(record.get(name), datetime):
+                record[name] = record[name].astimezone(timezone.utc)
+    return spark.createDataFrame(pa.Table.from_pylist(records, schema=to_arrow_schema(struct)), struct)
 
 
 def materialise(df: DataFrame) -> DataFrame:

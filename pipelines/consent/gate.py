@@ -22,6 +22,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import TimestampType
 
+from pipelines import io
 from pipelines.config import Settings
 
 #: Eligibility columns of :func:`eligibility`, one per processing that the pipeline runs.
@@ -53,7 +54,8 @@ def consent_state(consent_events: DataFrame, customers: DataFrame, settings: Set
     """
     cutoff = _ts(end_of_day(as_of, settings.timezone))
     purposes = [(p.name, p.basis, p.default_granted) for p in settings.purposes.values()]
-    defaults = consent_events.sparkSession.createDataFrame(purposes, "purpose string, basis string, default_granted boolean")
+    defaults = io.local_frame(consent_events.sparkSession, purposes,
+                              "purpose string, basis string, default_granted boolean")
     w = Window.partitionBy("customer_id", "purpose").orderBy(
         F.col("event_ts").desc(), (F.col("action") == "withdraw").desc(), F.col("event_id").desc())
     latest = (

@@ -485,7 +485,7 @@ class RecipientDelivery:
 def _references(ctx: RunContext) -> tuple[DataFrame, tuple[AgeBand, ...]]:
     conf = ctx.settings.conf_dir
     rows = sorted((a.postal_code, a.region_code) for a in load_geography(conf).areas.values())
-    geography = ctx.spark.createDataFrame(rows, "postal_code string, region string")
+    geography = io.local_frame(ctx.spark, rows, "postal_code string, region string")
     return geography, iab_age_bands(load_audience_taxonomy(conf / AUDIENCE_TAXONOMY_FILE))
 
 

@@ -176,13 +176,13 @@ def profile_references(spark: SparkSession, conf_dir: Path) -> ProfileReferences
     geo_rows = [(a.postal_code, a.province_code, a.region_code) for a in load_geography(conf_dir).areas.values()]
     versions = ";".join(f"{k}={v}" for k, v in sorted(mappings.versions.items()))
     return ProfileReferences(
-        genre_map=spark.createDataFrame(genre_rows, "genre string, genre_audience_id int, genre_denied boolean"),
-        subgenre_map=spark.createDataFrame(subgenre_rows, "subgenre string, subgenre_audience_id int"),
-        content_map=spark.createDataFrame(content_rows, "content_id string, audience_id int"),
-        product_map=spark.createDataFrame(product_rows,
-                                          "product_category string, product_tier string, audience_id int"),
-        labels=spark.createDataFrame(labels, "iab_audience_id int, interest string"),
-        geography=spark.createDataFrame(sorted(geo_rows), "postal_code string, province string, region string"),
+        genre_map=io.local_frame(spark, genre_rows, "genre string, genre_audience_id int, genre_denied boolean"),
+        subgenre_map=io.local_frame(spark, subgenre_rows, "subgenre string, subgenre_audience_id int"),
+        content_map=io.local_frame(spark, content_rows, "content_id string, audience_id int"),
+        product_map=io.local_frame(spark, product_rows,
+                                        "product_category string, product_tier string, audience_id int"),
+        labels=io.local_frame(spark, labels, "iab_audience_id int, interest string"),
+        geography=io.local_frame(spark, sorted(geo_rows), "postal_code string, province string, region string"),
         age_bands=iab_age_bands(audience),
         mapping_versions=versions,
     )

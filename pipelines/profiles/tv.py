@@ -54,6 +54,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, IntegerType
 
+from pipelines import io
 from pipelines.config import ProfileSettings
 from pipelines.schemas import INTEREST
 
@@ -184,7 +185,7 @@ def score_interests(units: DataFrame, params: ScoringParams,
     interest, ordered by source) runs first, and its ordering satisfies the other two.
     """
     spark = units.sparkSession
-    windows = spark.createDataFrame([(int(w),) for w in sorted(set(params.windows))], "window_days int")
+    windows = io.local_frame(spark, [(int(w),) for w in sorted(set(params.windows))], "window_days int")
     weight = recency_weight(F.col("day"), params.as_of, params.epoch, params.half_life_days)
     in_window = F.col("day") > F.date_sub(F.lit(params.as_of), F.col("window_days"))
     # One shuffle by customer: the aggregation and the per-customer window functions below reuse it.

@@ -39,6 +39,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType, TimestampType
 
+from pipelines import io
 from pipelines.consent.gate import end_of_day
 from pipelines.profiles.tv import local_day
 from pipelines.reference.geo import REGION_NAMES, load_geography
@@ -177,9 +178,9 @@ def report_metrics(reports: ViewingReports) -> dict[str, float]:
 def geography_frames(spark: SparkSession, conf_dir) -> tuple[DataFrame, DataFrame]:
     """``(postal_code, region_code)`` and ``(region_code, region_name)`` from the reference geography."""
     geo = load_geography(conf_dir)
-    postal = spark.createDataFrame(sorted((a.postal_code, a.region_code) for a in geo.areas.values()),
-                                   "postal_code string, region_code string")
-    names = spark.createDataFrame(sorted(REGION_NAMES.items()), "region_code string, region_name string")
+    postal = io.local_frame(spark, sorted((a.postal_code, a.region_code) for a in geo.areas.values()),
+                            "postal_code string, region_code string")
+    names = io.local_frame(spark, sorted(REGION_NAMES.items()), "region_code string, region_name string")
     return postal, names
 
 

@@ -90,7 +90,8 @@ def segment_stats(membership: DataFrame, definitions: Sequence[SegmentDefinition
     """``gold/segment_stats``: a row for every segment and channel it declares (empty segments included)."""
     spark = membership.sparkSession
     seg = settings.segments
-    pairs = spark.createDataFrame(
+    pairs = io.local_frame(
+        spark,
         [(d.name, ch, d.min_audience, list(d.purposes), list(d.iab_audience_ids), d.definition_hash,
           f"{label_dir}/{d.name}.json" if label_dir else None)
          for d in definitions for ch in d.channels],

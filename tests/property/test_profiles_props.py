@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from pipelines import io
 from pipelines.config import ProfileSettings
 from pipelines.consent.tcf import encode, verdict
 from pipelines.profiles.build import ProfileInputs, build_profiles, profile_references
@@ -90,7 +91,7 @@ def _at(days_ago: int) -> datetime:
 def _silver(spark, source: str, rows: list[dict]) -> DataFrame:
     schema = silver_schema(source)
     lineage = {"_source_file": "prop", "_line": 0, "_run_id": "r", "_ingested_at": datetime(2026, 4, 1, tzinfo=UTC)}
-    return spark.createDataFrame([tuple({**lineage, **r}.get(f.name) for f in schema.fields) for r in rows], schema)
+    return io.local_frame(spark, [{**lineage, **r} for r in rows], schema)
 
 
 class Harness:
@@ -102,8 +103,8 @@ class Harness:
         self.cfg = settings.replace(profiles=PROFILES, timezone=TZ)
         strings = [s for s in (TC_OK, *TC_FAILING) if s is not None]
         # Verdicts decided once in Python (the C4 codec), so no example pays for a pandas step.
-        self.verdicts = spark.createDataFrame(
-            [(s, verdict(s, required_purposes=(1, 3, 4), vendor_id=4242) == "ok") for s in strings],
+        self.verdicts = io.local_frame(
+            spark, [(s, verdict(s, required_purposes=(1, 3, 4), vendor_id=4242) == "ok") for s in strings],
             "tc_string string, tcf_ok boolean",
         ).select(tc_hash(F.col("tc_string")).alias("tc_hash"), "tcf_ok")
         self.audience = load_audience_taxonomy(conf_dir / AUDIENCE_TAXONOMY_FILE)
@@ -112,9 +113,9 @@ class Harness:
     def build(self, world: World):
         spark = self.spark
         ids = [c for c, _, _ in world.customers]
-        elig = spark.createDataFrame([(c, 40, tv, web) for c, tv, web in world.customers],
-                                     "customer_id string, age int, eligible_tv_profile boolean, "
-                                     "eligible_web_profile boolean")
+        elig = io.local_frame(spark, [(c, 40, tv, web) for c, tv, web in world.customers],
+                              "customer_id string, age int, eligible_tv_profile boolean, "
+                              "eligible_web_profile boolean")
         customers = _silver(spark, "customers", [
             {"customer_id": c, "gender": "F", "language": "fr", "address_id": f"a-{c}", "postal_code": "1000",
              "customer_type": "residential", "tv_subscription": True, "internet_subscription": True,
@@ -142,7 +143,7 @@ class Harness:
             tv_daily=tv_daily_genre_minutes(viewing, TZ),
             web_daily=web_daily_category_events(events, self.verdicts, TZ),
         )
-        return build_profiles(inputs, elig, self.refs, self.cfg, AS_OF)
+        return build_profiles(inputs, elig, self.refs, self.cfg, AS_OF, cut=io.materialise)
 
 
 @pytest.fixture(scope="module", autouse=True)
