@@ -406,7 +406,9 @@ def find_subject(spark: SparkSession, wh: io.Warehouse, customer_ids: Sequence[s
     every snapshot of the Ads & Data ledger.
     """
     ids = sorted({c.strip() for c in customer_ids if c and c.strip()})
-    wanted = spark.createDataFrame([(c,) for c in ids], "customer_id string")
+    # Computed once: the query below reads it in every branch, and a frame made from a Python list is otherwise
+    # pickled again by a Python worker at each read (benchmarks/results/2026-11-29-local-frames.md).
+    wanted = io.materialise(spark.createDataFrame([(c,) for c in ids], "customer_id string"))
     parts: list[DataFrame] = [_identifier_rows(wanted, CUSTOMER, F.col("customer_id"))]
 
     def add(df: DataFrame | None, kind: str, *columns: str) -> None:

@@ -116,19 +116,29 @@ step = st.one_of(
 )
 
 
+@pytest.fixture(scope="module")
+def day0(spark, settings, tmp_path_factory):
+    """Keys, landing zone and warehouse after the day-0 run, the same for every example: built once, copied."""
+    from pipelines.privacy.keys import load_keys, new_key_file
+
+    base = tmp_path_factory.mktemp("rights-day0")
+    new_key_file(base / "keys.json", ("adsdata",), now=datetime(2026, 1, 1, tzinfo=UTC))
+    keys = load_keys(base / "keys.json")
+    base_landing(base / "landing")
+    daily_run(spark, settings, io.Warehouse(base / "warehouse"), base / "landing", DAY0, keys)
+    return base, keys
+
+
 @hsettings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(steps=st.lists(step, min_size=1, max_size=3))
 @example(steps=[("consent", PEOPLE[0], "tv_personalised_ads", "withdraw"), ("erase", PEOPLE[1]), ("replay",)])
-def test_nobody_is_in_any_output_after_erasure_or_withdrawal(spark, settings, steps):
-    from pipelines.privacy.keys import load_keys, new_key_file
-
+def test_nobody_is_in_any_output_after_erasure_or_withdrawal(spark, settings, day0, steps):
+    template, keys = day0
     base = Path(tempfile.mkdtemp(prefix="rights-prop-"))
     try:
-        new_key_file(base / "keys.json", ("adsdata",), now=datetime(2026, 1, 1, tzinfo=UTC))
-        keys = load_keys(base / "keys.json")
         landing, wh = base / "landing", io.Warehouse(base / "warehouse")
-        base_landing(landing)
-        daily_run(spark, settings, wh, landing, DAY0, keys)
+        shutil.copytree(template / "landing", landing)
+        shutil.copytree(template / "warehouse", wh.root)
         state: dict[tuple[str, str], str] = {}
         erased: set[str] = set()
         for n, s in enumerate(steps, start=1):
