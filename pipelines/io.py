@@ -114,8 +114,9 @@ def local_frame(spark: SparkSession, rows: Iterable[Sequence[Any] | Mapping[str,
     ``benchmarks/results/2026-11-29-local-frames.md``). Built through Arrow instead, the rows become a
     ``LocalRelation``: the JVM reads them without Python. Rows are tuples in schema order, ``Row`` objects or
     dicts keyed by column name; a value that does not fit its column type raises (as ``createDataFrame``
-    does). Timestamps of top-level columns are read as ``createDataFrame`` reads them (an aware ``datetime`` in its
-    zone, a naive one in the machine's local time); nested ones must be aware and in UTC. Not for personal identifiers: erasure keeps those out of query plans (:mod:`pipelines.rights.erasure`).
+    does). Timestamps of top-level columns are read as ``createDataFrame`` reads them (an aware ``datetime`` in
+    its zone, a naive one in the machine's local time); nested ones must be aware and in UTC. Not for personal
+    identifiers: erasure keeps those out of query plans (:mod:`pipelines.rights.erasure`).
     """
     import pyarrow as pa
     from pyspark.sql.pandas.types import to_arrow_schema

@@ -180,7 +180,7 @@ def profile_references(spark: SparkSession, conf_dir: Path) -> ProfileReferences
         subgenre_map=io.local_frame(spark, subgenre_rows, "subgenre string, subgenre_audience_id int"),
         content_map=io.local_frame(spark, content_rows, "content_id string, audience_id int"),
         product_map=io.local_frame(spark, product_rows,
-                                        "product_category string, product_tier string, audience_id int"),
+                                   "product_category string, product_tier string, audience_id int"),
         labels=io.local_frame(spark, labels, "iab_audience_id int, interest string"),
         geography=io.local_frame(spark, sorted(geo_rows), "postal_code string, province string, region string"),
         age_bands=iab_age_bands(audience),
