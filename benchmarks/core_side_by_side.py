@@ -60,8 +60,8 @@ def one_process(data: Path, label: str, as_of: date, repeats: int, conf: Path | 
             tv_core.duckdb_tv_core(con, inputs, params, out / "duckdb")
             duck_s.append(round(time.perf_counter() - start, 2))
         equal = bool(tv_core.compare_outputs(con, out / "spark", out / "duckdb")["equal"])
-        rows = {name: int(con.execute(f"select count(*) from read_parquet('{out / 'spark' / name}/*.parquet')")
-                          .fetchone()[0]) for name in ("scores", "top")}
+        sums = tv_core.checksums(con, out / "spark")  # that commit's own reading of its own output layout
+        rows = {"scores": sums["score_rows"], "top": sums["top_rows"]}
     spark.stop()
     return {"code": label, "spark_s": spark_s, "duckdb_s": duck_s, "equal": equal, "rows": rows}
 
