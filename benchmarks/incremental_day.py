@@ -27,12 +27,13 @@ from typing import Sequence
 
 from benchmarks import probe as probes
 from benchmarks import run as harness
+from benchmarks.core_side_by_side import as_of_of
 
 
-def _data_days(data: Path) -> tuple[int, "harness.date"]:
-    """Days of history and the incremental day, from the harness's folder name ``c<N>-d<D>-s<seed>-e<day>``."""
-    parts = dict((p[0], p[1:]) for p in data.name.split("-", 3))
-    return int(parts["d"]), harness.date.fromisoformat(parts["e"])
+def _days(data: Path) -> tuple["harness.date", "harness.date"]:
+    """The full run's as-of date and the incremental day of a harness size folder (``...-e<incremental day>``)."""
+    full_day = as_of_of(data)
+    return full_day, full_day + harness.timedelta(days=1)
 
 
 def _session(conf: Path | None):
@@ -43,15 +44,6 @@ def _session(conf: Path | None):
     return settings, build_session(settings.spark, **{"spark.ui.enabled": "false"})
 
 
-def _keys(settings):
-    from pipelines.privacy.keys import load_keys, new_key_file
-
-    key_file = harness.DEFAULT_WORKDIR / "benchmark.keys.json"
-    if not key_file.exists():
-        new_key_file(key_file, tuple(settings.adsdata.recipients))
-    return load_keys(key_file)
-
-
 def _report(label: str, run: dict) -> None:
     print(f"{label}: {run['status']} in {run['seconds']:.1f} s")
     for stage, seconds in sorted(run["stages"].items(), key=lambda kv: -kv[1]):
@@ -59,8 +51,7 @@ def _report(label: str, run: dict) -> None:
 
 
 def prepare(data: Path, snapshot: Path, conf: Path | None) -> int:
-    days, inc_day = _data_days(data)
-    full_day = inc_day - harness.timedelta(days=1)
+    full_day, _ = _days(data)
     if snapshot.exists():
         shutil.rmtree(snapshot)
     landing, warehouse = snapshot / "landing", snapshot / "warehouse"
@@ -68,7 +59,7 @@ def prepare(data: Path, snapshot: Path, conf: Path | None) -> int:
     settings, spark = _session(conf)
     try:
         probe = probes.MemoryProbe.for_session(spark)
-        run = harness.measured_run(spark, settings, landing, warehouse, full_day, _keys(settings),
+        run = harness.measured_run(spark, settings, landing, warehouse, full_day, harness.benchmark_keys(settings),
                                    full_refresh=True, probe=probe, quiet=True)
     finally:
         spark.stop()
@@ -79,19 +70,19 @@ def prepare(data: Path, snapshot: Path, conf: Path | None) -> int:
 
 
 def measure(data: Path, snapshot: Path, work: Path, conf: Path | None, out: Path | None) -> int:
-    _, inc_day = _data_days(data)
+    _, inc_day = _days(data)
     if work.exists():
         shutil.rmtree(work)
     started = time.perf_counter()
-    shutil.copytree(snapshot / "landing", work / "landing", copy_function=shutil.copy2)
-    shutil.copytree(snapshot / "warehouse", work / "warehouse", copy_function=shutil.copy2)
+    shutil.copytree(snapshot / "landing", work / "landing")
+    shutil.copytree(snapshot / "warehouse", work / "warehouse")
     print(f"copied the snapshot in {time.perf_counter() - started:.1f} s")
     harness.deliver(data / "generated", work / "landing", inc_day, inc_day)
     settings, spark = _session(conf)
     try:
         probe = probes.MemoryProbe.for_session(spark)
-        run = harness.measured_run(spark, settings, work / "landing", work / "warehouse", inc_day, _keys(settings),
-                                   full_refresh=False, probe=probe, quiet=True)
+        run = harness.measured_run(spark, settings, work / "landing", work / "warehouse", inc_day,
+                                   harness.benchmark_keys(settings), full_refresh=False, probe=probe, quiet=True)
         run["checksums"] = harness.gold_checksums(spark, work / "warehouse")
     finally:
         spark.stop()

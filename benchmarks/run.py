@@ -410,16 +410,22 @@ def compute_ratios(sizes: list[dict[str, Any]]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ top level
 
 
-def run_benchmark(spark, settings, opts: BenchmarkOptions, command: str) -> dict[str, Any]:
-    """Measure every size, compute the ratios, write the JSON results and the markdown summary; return them."""
+def benchmark_keys(settings, workdir: Path = DEFAULT_WORKDIR):
+    """The benchmarks' key ring, ``<workdir>/benchmark.keys.json``, made on first use and kept between
+    invocations, so pseudonymised outputs (and checksums) repeat."""
     from pipelines.privacy.keys import load_keys, new_key_file
 
+    key_file = workdir / "benchmark.keys.json"
+    if not key_file.exists():
+        new_key_file(key_file, tuple(settings.adsdata.recipients))
+    return load_keys(key_file)
+
+
+def run_benchmark(spark, settings, opts: BenchmarkOptions, command: str) -> dict[str, Any]:
+    """Measure every size, compute the ratios, write the JSON results and the markdown summary; return them."""
     started = datetime.now(timezone.utc)
     opts.workdir.mkdir(parents=True, exist_ok=True)
-    key_file = opts.workdir / "benchmark.keys.json"
-    if not key_file.exists():  # kept between invocations, so pseudonymised outputs (and checksums) repeat
-        new_key_file(key_file, tuple(settings.adsdata.recipients))
-    keys = load_keys(key_file)
+    keys = benchmark_keys(settings, opts.workdir)
     probe = probes.MemoryProbe.for_session(spark)
     watch = probes.ClockWatch().start()
     result: dict[str, Any] = {
