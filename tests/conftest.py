@@ -107,6 +107,18 @@ SEED = 7
 
 
 @dataclass(frozen=True)
+class FirstRun:
+    """The shared run's first day: its generated files, landing zone, warehouse and keys, and a copy of the gold
+    tables as that run left them (the landing zone and the warehouse move on with the second run)."""
+    generated: Path
+    landing: Path
+    warehouse: Path
+    keys_file: Path
+    result: "RunResult"
+    gold_copy: Path  # a warehouse folder holding only ``gold/``, as the first run published it
+
+
+@dataclass(frozen=True)
 class PipelineRun:
     generated: Path
     landing: Path
@@ -144,7 +156,9 @@ def e2e_keyring(e2e_keys_file):
 
 
 @pytest.fixture(scope="session")
-def pipeline_run(spark, settings, tmp_path_factory, e2e_keys_file, e2e_keyring) -> PipelineRun:
+def first_run(spark, settings, tmp_path_factory, e2e_keys_file, e2e_keyring) -> FirstRun:
+    """The first daily run of the shared end-to-end run (files through ``END - 1``). The cluster test compares its
+    run of the same files with this one, so the local reference run is not computed twice."""
     from pipelines.generate.landing import GenerateOptions, generate_landing
     from pipelines.jobs.daily import run_daily
 
@@ -153,14 +167,23 @@ def pipeline_run(spark, settings, tmp_path_factory, e2e_keys_file, e2e_keyring) 
     generate_landing(spark, generated, GenerateOptions(customers=CUSTOMERS, days=DAYS, end_date=END, seed=SEED),
                      settings)
     deliver(generated, landing, END - timedelta(days=1))
-    first = run_daily(spark, settings, landing, warehouse, END - timedelta(days=1), e2e_keyring,
-                      now=datetime(2026, 11, 24, 6, tzinfo=timezone.utc))
-    deliver(generated, landing, END)
-    second = run_daily(spark, settings, landing, warehouse, END, e2e_keyring,
-                       now=datetime(2026, 11, 25, 6, tzinfo=timezone.utc))
-    from pipelines import io
+    result = run_daily(spark, settings, landing, warehouse, END - timedelta(days=1), e2e_keyring,
+                       now=datetime(2026, 11, 24, 6, tzinfo=timezone.utc))
+    gold_copy = base / "first-run-gold"
+    shutil.copytree(warehouse / "gold", gold_copy / "gold")  # Delta tables name their files relatively
+    return FirstRun(generated, landing, warehouse, e2e_keys_file, result, gold_copy)
 
-    return PipelineRun(generated, landing, io.Warehouse(warehouse), e2e_keys_file, first, second)
+
+@pytest.fixture(scope="session")
+def pipeline_run(spark, settings, first_run, e2e_keyring) -> PipelineRun:
+    from pipelines import io
+    from pipelines.jobs.daily import run_daily
+
+    deliver(first_run.generated, first_run.landing, END)
+    second = run_daily(spark, settings, first_run.landing, first_run.warehouse, END, e2e_keyring,
+                       now=datetime(2026, 11, 25, 6, tzinfo=timezone.utc))
+    return PipelineRun(first_run.generated, first_run.landing, io.Warehouse(first_run.warehouse),
+                       first_run.keys_file, first_run.result, second)
 
 
 def warehouse_copy(run: PipelineRun, dest: Path):

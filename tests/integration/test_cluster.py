@@ -4,7 +4,8 @@ A master and two one-core workers are started from pyspark's own distribution (`
 ports, work directories under the test's temporary folder). The job is submitted exactly as an operator would
 (``spark-submit ... pipelines/jobs/submit.py run ...``); when the run reaches the profiles, one worker is killed
 with SIGKILL together with its executor (its whole process group). The run must still succeed, Spark's event log
-must show the executor lost, and every gold table must equal that of a local run on the same landing zone.
+must show the executor lost, and every gold table must equal that of a local run on the same landing zone
+(the shared end-to-end run's first day, ``first_run`` in ``tests/conftest.py``: the same files, keys and as-of).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 
 import pyspark
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
-AS_OF = date(2026, 11, 24)
+AS_OF = date(2026, 11, 23)  # the shared end-to-end run's first day (tests/conftest.py)
 #: The stage whose start triggers the kill: late enough that executors hold shuffle files and cached blocks
 #: of the run, early enough that most of the run is still ahead.
 KILL_AT = "[audience] profile aggregates ..."
@@ -166,25 +167,22 @@ def gold_checksums(spark, warehouse: Path) -> dict[str, dict]:
     return sums
 
 
-@pytest.fixture(scope="module")
-def cluster_landing(spark, settings, tmp_path_factory):
-    from pipelines.generate.landing import GenerateOptions, generate_landing
+@pytest.fixture()
+def cluster_landing(first_run, tmp_path):
+    """The landing zone of the shared end-to-end run's first day (150 customers, 3 days), in a folder of its own."""
+    from conftest import deliver
 
-    landing = tmp_path_factory.mktemp("cluster") / "landing"
-    generate_landing(spark, landing, GenerateOptions(customers=120, days=3, end_date=AS_OF, seed=11), settings)
+    landing = tmp_path / "landing"
+    deliver(first_run.generated, landing, AS_OF)
     return landing
 
 
 def test_daily_run_survives_a_lost_worker_with_outputs_identical_to_a_local_run(
-        spark, settings, cluster_landing, tmp_path):
-    from pipelines.jobs.daily import run_daily
-    from pipelines.privacy.keys import load_keys, new_key_file
-
-    keys_file = tmp_path / "cluster.keys.json"
-    new_key_file(keys_file, tuple(settings.adsdata.recipients))
-    local = run_daily(spark, settings, cluster_landing, tmp_path / "wh-local", AS_OF, load_keys(keys_file),
-                      now=datetime.now(timezone.utc))
-    assert local.status == "succeeded"
+        spark, first_run, cluster_landing, tmp_path):
+    # The local run of the same files, keys and as-of is the shared end-to-end run's first day (tests/conftest.py):
+    # built once per session, its gold tables kept as it published them.
+    assert first_run.result.status == "succeeded" and first_run.result.as_of == AS_OF
+    keys_file = first_run.keys_file
 
     events = tmp_path / "events"
     events.mkdir()
@@ -210,7 +208,7 @@ def test_daily_run_survives_a_lost_worker_with_outputs_identical_to_a_local_run(
     assert removed, "Spark's event log shows no executor lost: the kill did not hit the running job"
     assert any("lost" in str(e.get("Removed Reason", "")).lower() for e in removed), removed
 
-    local_sums = gold_checksums(spark, tmp_path / "wh-local")
+    local_sums = gold_checksums(spark, first_run.gold_copy)
     cluster_sums = gold_checksums(spark, warehouse)
     assert set(cluster_sums) == set(local_sums)
     different = {name: (local_sums[name], cluster_sums[name]) for name in local_sums
