@@ -10,9 +10,8 @@
                   crash after this point is finished by the next run, never undone by a re-ingestion)
     4. delete     per table, the matching rows' locator tuples are found by equi-joins of each locator
                   column with the person's identifiers of its kind (:func:`matched_keys`), then one MERGE on
-                  those tuples deletes the rows, or on a small table one overwrite without them (the Ads &
-                  Data ledger is scrubbed instead, so the next delivery revokes the pseudonyms: "a revocation
-                  goes to Ads & Data"); no tuple, no change
+                  those tuples deletes the rows (the Ads & Data ledger is scrubbed instead, so the next
+                  delivery revokes the pseudonyms: "a revocation goes to Ads & Data"); no tuple, no MERGE
     5. purge      per table: REORG ... APPLY (PURGE) (deletion vectors hide rows, they do not remove them),
                   the files of older versions deleted at once (:func:`vacuum_now`: directly from the snapshot's
                   file list, or Delta's VACUUM RETAIN 0 HOURS when that is not safe), then, where the log still
@@ -527,35 +526,21 @@ def _last_commit(dt: DeltaTable):
     return dt.history(1).select("version", "operation", "operationMetrics").first()
 
 
-#: A table up to this size (Delta's ``sizeInBytes``) loses the person's rows by being rewritten without them, in
-#: one overwrite; a bigger one by a MERGE, which rewrites only the files that hold the person. On small tables the
-#: MERGE's own jobs (finding the touched files, rewriting, metrics) cost more than writing everything once:
-#: ``benchmarks/erasure_merge_vs_overwrite.py`` (results in benchmarks/results/2026-11-28-test-suite-durations.md).
-REWRITE_MAX_BYTES = 32 << 20
-
-
 def erase_rows(spark: SparkSession, path: Path, rule: TableRule, subject_df: DataFrame) -> int:
-    """Delete (or scrub) the person's rows of one table in one transaction; returns the rows affected.
+    """Delete (or scrub) the person's rows of one table in one MERGE; returns the rows affected.
 
-    The person's rows are those matching the table's own matched locator tuples (:func:`matched_keys`), frozen
-    first, under null-safe equality on those columns: an equi-join whose recorded form names columns only. No
-    tuple, no change. A scrub (an update) is a MERGE: each target row matches at most one (distinct) tuple, as
-    an update requires. A delete is a MERGE on a table above :data:`REWRITE_MAX_BYTES`, else an overwrite with
-    the rows that do not match (same partitioning; every old file goes at the purge either way).
+    The MERGE source is the table's own matched locator tuples (:func:`matched_keys`), frozen first, and the
+    condition is null-safe equality on those columns: an equi-join whose recorded predicate names columns only.
+    Each target row matches at most one (distinct) tuple, as a scrub (an update) requires. No tuple, no MERGE.
     """
     dt = DeltaTable.forPath(spark, str(path))
     target = dt.toDF()
     schema = target.schema
-    columns = _locator_columns(rule)
     keys = io.materialise(matched_keys(target, rule, subject_df))
     if keys.isEmpty():
         return 0
-    if rule.action == DELETE:
-        detail = dt.detail().select("sizeInBytes", "partitionColumns").first()
-        if detail.sizeInBytes <= REWRITE_MAX_BYTES:
-            return _rewrite_without(target, keys, columns, list(detail.partitionColumns or []), path)
     before = _last_commit(dt).version
-    merge = dt.alias("t").merge(keys.alias("s"), _same_keys(columns))
+    merge = dt.alias("t").merge(keys.alias("s"), _same_keys(_locator_columns(rule)))
     if rule.action == SCRUB:
         merge = merge.whenMatchedUpdate(set={
             loc.column: F.lit(None).cast(schema[loc.column].dataType) for loc in rule.locators})
@@ -568,24 +553,6 @@ def erase_rows(spark: SparkSession, path: Path, rule: TableRule, subject_df: Dat
     if last.version == before:  # nothing matched: Delta commits nothing
         return 0
     return int((last.operationMetrics or {}).get(metric, "0"))
-
-
-def _rewrite_without(target: DataFrame, keys: DataFrame, columns: Sequence[str], partition_by: Sequence[str],
-                     path: Path) -> int:
-    """Overwrite the table with its rows that match no tuple of ``keys``; returns the rows left out.
-
-    ``target`` reads the table's snapshot from before the write (Delta isolates the read from the overwrite).
-    """
-    keys = F.broadcast(keys)  # at most the rows of a small table
-    gone = target.alias("t").join(keys.alias("s"), _same_keys(columns), "left_semi").count()
-    if not gone:
-        return 0
-    kept = target.alias("t").join(keys.alias("s"), _same_keys(columns), "left_anti")
-    writer = kept.write.format("delta").mode("overwrite")
-    if partition_by:
-        writer = writer.partitionBy(*partition_by)
-    writer.save(str(path))
-    return gone
 
 
 RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"

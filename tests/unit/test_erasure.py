@@ -491,45 +491,6 @@ def test_every_table_of_a_full_run_is_in_the_erasure_map_and_forget_leaves_no_tr
     assert files_mentioning(wh.root, needles) == []
 
 
-# ------------------------------------------------------------------------------------------- one table's delete
-
-@pytest.mark.parametrize("rewrite_max_bytes", [0, None], ids=["merge", "rewrite"])
-def test_a_delete_by_merge_or_by_rewrite_leaves_the_same_rows_and_partitions(spark, tmp_path, monkeypatch,
-                                                                             rewrite_max_bytes):
-    """Above ``REWRITE_MAX_BYTES`` a table loses the person's rows by a MERGE, up to it by an overwrite without
-    them (the test table is a few kB: 0 forces the MERGE). Same rows left and counted, null-safe on every locator
-    column, the partitioning kept, and neither commit records a value of the person (no predicate literal)."""
-    from delta.tables import DeltaTable
-
-    from pipelines.rights import erasure
-
-    if rewrite_max_bytes is not None:
-        monkeypatch.setattr(erasure, "REWRITE_MAX_BYTES", rewrite_max_bytes)
-    root = tmp_path / "t"
-    schema = "customer_id string, devices array<string>, day string, tag string"
-    rows = [("C00000001", ["CK-Ann"], "2026-11-01", "r0"),            # hers
-            ("c00000001", None, "2026-11-02", "r1"),                  # hers, other case, no device
-            ("C00000002", ["CK-Ann", "CK-Bob"], "2026-11-02", "r2"),  # another customer holding her cookie
-            ("C00000002", None, "2026-11-01", "r3"),
-            (None, None, "2026-11-03", "r4")]
-    spark.createDataFrame(rows, schema).write.format("delta").partitionBy("day").save(str(root))
-    rule = TableRule("x/t", DELETE, (Locator("customer_id", CUSTOMER), Locator("devices", DEVICE)))
-    subject = Subject((Identifier("C00000001", CUSTOMER, "C00000001"), Identifier("C00000001", DEVICE, "CK-Ann")))
-    last_before = DeltaTable.forPath(spark, str(root)).history(1).first().version
-
-    assert erasure.erase_rows(spark, root, rule, subject_frame(spark, subject)) == 3
-
-    table = DeltaTable.forPath(spark, str(root))
-    assert sorted(r.tag for r in table.toDF().collect()) == ["r3", "r4"]
-    assert table.detail().first().partitionColumns == ["day"]
-    assert table.history(1).first().operation == ("MERGE" if rewrite_max_bytes == 0 else "WRITE")
-    commit = dict(erasure.log_texts(root))[f"{last_before + 1:020d}.json"]
-    info = [json.loads(line)["commitInfo"] for line in commit.splitlines() if '"commitInfo"' in line]
-    recorded = json.dumps(info)
-    assert len(info) == 1 and not [v for v in ("C00000001", "c00000001", "CK-Ann", "ck-ann") if v in recorded]
-    assert erasure.erase_rows(spark, root, rule, subject_frame(spark, subject)) == 0  # nothing left to find
-
-
 # ------------------------------------------------------------------------------------------- the direct purge
 
 def _data_files(root: Path) -> set[str]:
