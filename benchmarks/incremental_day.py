@@ -22,6 +22,7 @@ import json
 import shutil
 import sys
 import time
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Sequence
 
@@ -30,10 +31,10 @@ from benchmarks import run as harness
 from benchmarks.core_side_by_side import as_of_of
 
 
-def _days(data: Path) -> tuple["harness.date", "harness.date"]:
+def _days(data: Path) -> tuple[date, date]:
     """The full run's as-of date and the incremental day of a harness size folder (``...-e<incremental day>``)."""
     full_day = as_of_of(data)
-    return full_day, full_day + harness.timedelta(days=1)
+    return full_day, full_day + timedelta(days=1)
 
 
 def _session(conf: Path | None):
