@@ -12,11 +12,11 @@
                   column with the person's identifiers of its kind (:func:`matched_keys`), then one MERGE on
                   those tuples deletes the rows (the Ads & Data ledger is scrubbed instead, so the next
                   delivery revokes the pseudonyms: "a revocation goes to Ads & Data"); no tuple, no MERGE
-    5. purge      per table: REORG ... APPLY (PURGE) (deletion vectors hide rows, they do not remove them),
-                  the files of older versions deleted at once (:func:`vacuum_now`: directly from the snapshot's
-                  file list, or Delta's VACUUM RETAIN 0 HOURS when that is not safe), then, where the log still
-                  mentions the person (column statistics hold min/max values!), a checkpoint and the removal
-                  of every older log entry
+    5. purge      per table: REORG ... APPLY (PURGE) (deletion vectors hide rows, they do not remove them);
+                  where rows went or the log still mentions the person (column statistics hold min/max
+                  values!), a checkpoint and the removal of every older log entry; then the files of older
+                  versions deleted at once (:func:`vacuum_now`: directly from the live file list, which the
+                  new checkpoint gives, or Delta's VACUUM RETAIN 0 HOURS when that is not safe)
     6. verify     no ``_delta_log`` file mentions any identifier of the person as a whole token (not inside a longer
                   run of letters and digits: someone else's id may contain a short one), or ErasureIncomplete
 
@@ -522,8 +522,8 @@ def matching_rows(df: DataFrame, rule: TableRule, subject_df: DataFrame, own_row
 
 # ------------------------------------------------------------------------------------------- delete and purge
 
-def _last_commit(dt: DeltaTable):
-    return dt.history(1).select("version", "operation", "operationMetrics").first()
+#: Columns of the one-row frame a Delta MERGE returns (``DeltaMergeBuilder.execute``): rows deleted, rows updated.
+_MERGE_DELETED, _MERGE_UPDATED = "num_deleted_rows", "num_updated_rows"
 
 
 def erase_rows(spark: SparkSession, path: Path, rule: TableRule, subject_df: DataFrame) -> int:
@@ -532,6 +532,8 @@ def erase_rows(spark: SparkSession, path: Path, rule: TableRule, subject_df: Dat
     The MERGE source is the table's own matched locator tuples (:func:`matched_keys`), frozen first, and the
     condition is null-safe equality on those columns: an equi-join whose recorded predicate names columns only.
     Each target row matches at most one (distinct) tuple, as a scrub (an update) requires. No tuple, no MERGE.
+    The count is the one the MERGE returns (the same figure as its commit's ``numTargetRowsDeleted`` or
+    ``numTargetRowsUpdated``; reading the table history before and after cost two Spark jobs per table).
     """
     dt = DeltaTable.forPath(spark, str(path))
     target = dt.toDF()
@@ -539,20 +541,16 @@ def erase_rows(spark: SparkSession, path: Path, rule: TableRule, subject_df: Dat
     keys = io.materialise(matched_keys(target, rule, subject_df))
     if keys.isEmpty():
         return 0
-    before = _last_commit(dt).version
     merge = dt.alias("t").merge(keys.alias("s"), _same_keys(_locator_columns(rule)))
     if rule.action == SCRUB:
         merge = merge.whenMatchedUpdate(set={
             loc.column: F.lit(None).cast(schema[loc.column].dataType) for loc in rule.locators})
-        metric = "numTargetRowsUpdated"
+        metric = _MERGE_UPDATED
     else:
         merge = merge.whenMatchedDelete()
-        metric = "numTargetRowsDeleted"
-    merge.execute()
-    last = _last_commit(dt)
-    if last.version == before:  # nothing matched: Delta commits nothing
-        return 0
-    return int((last.operationMetrics or {}).get(metric, "0"))
+        metric = _MERGE_DELETED
+    result = merge.execute().first()  # a local one-row frame: no Spark job
+    return int(result[metric] or 0) if result is not None else 0
 
 
 RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
@@ -636,7 +634,7 @@ def purge_deletion_vectors(spark: SparkSession, path: Path) -> bool:
     return True
 
 
-def vacuum_now(spark: SparkSession, path: Path) -> int | None:
+def vacuum_now(spark: SparkSession, path: Path, live: set[Path] | None = None) -> int | None:
     """``VACUUM ... RETAIN 0 HOURS``: delete every file no longer in the current version, right now.
 
     Returns the files deleted, or None when Delta's own ``VACUUM`` did the work.
@@ -647,12 +645,13 @@ def vacuum_now(spark: SparkSession, path: Path) -> int | None:
     erasure-purge.md). With a zero retention the rule is simple: every data file not referenced by the current
     snapshot goes. So when the table is local, has no live deletion vector (erasure REORGs them away first), no
     change-data directory, and every live file is found on disk under its decoded relative path, those files
-    are deleted here directly from the snapshot's file list. In any other case (a remote store, an unexpected
+    are deleted here directly from the snapshot's file list. ``live`` is that list when the caller already has it
+    (:func:`checkpointed_live_files`, right after :func:`compact_history`); otherwise Spark computes it. In any other case (a remote store, an unexpected
     layout, a path that does not decode to a file on disk) Delta's VACUUM runs instead, so a mismatch can only
     cost time, never delete a live file. Hidden files (``.`` or ``_``) are left alone like Delta does, except the
     ``.crc`` checksum companion of a deleted file.
     """
-    deleted = _vacuum_local(spark, Path(path))
+    deleted = _vacuum_local(spark, Path(path), live)
     if deleted is None:
         with retention_check_disabled(spark):
             DeltaTable.forPath(spark, str(path)).vacuum(0.0)
@@ -672,10 +671,10 @@ def _live_files(spark: SparkSession, root: Path) -> set[Path] | None:
     return live
 
 
-def _vacuum_local(spark: SparkSession, root: Path) -> int | None:
+def _vacuum_local(spark: SparkSession, root: Path, live: set[Path] | None = None) -> int | None:
     if not root.is_dir() or (root / "_change_data").exists():
         return None
-    live = _live_files(spark, root)
+    live = _live_files(spark, root) if live is None else live
     if live is None:
         return None
     on_disk: list[Path] = []
@@ -723,6 +722,49 @@ def compact_history(spark: SparkSession, path: Path) -> int:
     return removed
 
 
+_CLASSIC_CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint\.parquet$")
+_COMMIT = re.compile(r"^(\d{20})\.json$")
+
+
+def checkpointed_live_files(root: Path) -> set[Path] | None:
+    """The table's live data files, read from its checkpoint when the log is one checkpoint and nothing after it
+    (as :func:`compact_history` leaves it), or None.
+
+    The checkpoint is the table state Delta itself wrote (one ``add`` row per live file), so reading its ``add``
+    paths with pyarrow gives the list :func:`_live_files` would compute, without a Spark job to rebuild the state
+    (the cache of the table's snapshot was just dropped). Only a single-file classic checkpoint qualifies, with no
+    commit after it, no deletion vector, paths inside the table directory, and as many files as the version's
+    checksum (``.crc``) counts; in any other case None, and :func:`vacuum_now` asks Spark.
+    """
+    log = Path(root) / "_delta_log"
+    if not log.is_dir():
+        return None
+    names = [f.name for f in log.iterdir() if f.is_file()]
+    checkpoints = [int(m.group(1)) for m in map(_CLASSIC_CHECKPOINT.match, names) if m]
+    if len(checkpoints) != 1 or any(n.startswith(f"{checkpoints[0]:020d}.checkpoint.") and not
+                                    _CLASSIC_CHECKPOINT.match(n) for n in names):
+        return None
+    version = checkpoints[0]
+    if any(int(m.group(1)) > version for m in map(_COMMIT.match, names) if m):
+        return None
+    try:
+        counted = json.loads((log / f"{version:020d}.crc").read_text(encoding="utf-8"))["numFiles"]
+        import pyarrow.parquet as pq  # one row per action: small next to the data
+
+        add = pq.read_table(log / f"{version:020d}.checkpoint.parquet", columns=["add"]).column("add").combine_chunks()
+        rows = [i for i, present in enumerate(add.is_valid().to_pylist()) if present]
+        paths = [add.field("path")[i].as_py() for i in rows]
+        vectors = [add.field("deletionVector")[i].is_valid for i in rows]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    live: set[Path] = set()
+    for path, vector in zip(paths, vectors):
+        if not path or vector or "://" in path or path.startswith(("/", "file:")):
+            return None
+        live.add(Path(root) / unquote(path))
+    return live if len(live) == len(paths) == int(counted) else None
+
+
 def log_mentions(path: Path, needles: Needles | Sequence[str]) -> list[str]:
     """Files of the table's ``_delta_log`` whose content mentions one of ``needles`` whole (:meth:`Needles.occur_in`).
 
@@ -755,12 +797,16 @@ class PurgeResult:
 
 def purge_table(spark: SparkSession, path: Path, needles: Needles | Sequence[str],
                 force_compaction: bool = False) -> PurgeResult:
-    """Physically remove what was deleted: REORG (deletion vectors), VACUUM 0, and old log entries if needed."""
+    """Physically remove what was deleted: REORG (deletion vectors), old log entries if needed, VACUUM 0.
+
+    The log is compacted before the VACUUM: the checkpoint it writes then gives the VACUUM its list of live files
+    (:func:`checkpointed_live_files`) without a Spark job."""
     reorganised = purge_deletion_vectors(spark, path)
-    vacuum_now(spark, path)
-    removed = 0
+    removed, live = 0, None
     if force_compaction or log_mentions(path, needles):
         removed = compact_history(spark, path)
+        live = checkpointed_live_files(path)
+    vacuum_now(spark, path, live)
     return PurgeResult(reorganised, removed)
 
 

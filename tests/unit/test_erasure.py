@@ -525,6 +525,41 @@ def test_vacuum_now_deletes_exactly_the_files_of_older_versions(spark, tmp_path)
     assert DeltaTable.forPath(spark, str(root)).history(1).first().operation != "VACUUM END"
 
 
+def test_after_compaction_the_checkpoint_lists_the_live_files_and_the_purge_deletes_the_rest(spark, tmp_path):
+    """The live files read from the checkpoint ``compact_history`` wrote are exactly the table's (escaped partition
+    values included), and a VACUUM given that list deletes exactly the older files. No list is given when a
+    commit follows the checkpoint or the checksum's count disagrees: Spark is asked then."""
+    from pipelines.rights.erasure import checkpointed_live_files, compact_history, vacuum_now
+
+    root = tmp_path / "odd table"
+    schema = "k string, v int"
+    spark.createDataFrame([("a b%c=d/é", 1), ("x", 2)], schema).write.format("delta").partitionBy("k").save(str(root))
+    spark.createDataFrame([("a b%c=d/é", 3), ("y", 4)], schema).write.format("delta").mode("overwrite").save(str(root))
+    spark.createDataFrame([("z", 5)], schema).write.format("delta").mode("append").save(str(root))
+    live = {str(Path(p.removeprefix("file:")).relative_to(root))
+            for p in spark.read.format("delta").load(str(root)).inputFiles()}
+    before = _data_files(root)
+    assert checkpointed_live_files(root) is None  # no checkpoint yet
+
+    assert compact_history(spark, root) > 0
+    listed = checkpointed_live_files(root)
+    assert listed is not None and {str(p.relative_to(root)) for p in listed} == live
+
+    assert vacuum_now(spark, root, listed) == len(before) - len(live) and _data_files(root) == live
+    assert sorted(tuple(r) for r in spark.read.format("delta").load(str(root)).collect()) == [
+        ("a b%c=d/é", 3), ("y", 4), ("z", 5)]
+
+    spark.createDataFrame([("w", 6)], schema).write.format("delta").mode("append").save(str(root))
+    assert checkpointed_live_files(root) is None  # a commit after the checkpoint
+    compact_history(spark, root)
+    assert checkpointed_live_files(root) is not None
+    crc = next(f for f in (root / "_delta_log").iterdir() if re.fullmatch(r"\d{20}\.crc", f.name))
+    crc.write_text(json.dumps({**json.loads(crc.read_text()), "numFiles": 99}))
+    assert checkpointed_live_files(root) is None  # the checksum counts other files than the checkpoint lists
+    crc.unlink()
+    assert checkpointed_live_files(root) is None  # no checksum to confirm the count
+
+
 def test_vacuum_now_leaves_tables_with_live_deletion_vectors_to_delta(spark, tmp_path):
     """Rows hidden by a deletion vector: the direct purge steps aside, Delta's VACUUM keeps the vector file."""
     from delta.tables import DeltaTable
