@@ -493,9 +493,23 @@ def test_every_table_of_a_full_run_is_in_the_erasure_map_and_forget_leaves_no_tr
 
 # ------------------------------------------------------------------------------------------- the direct purge
 
+ODD_SCHEMA = "k string, v int"
+
+
 def _data_files(root: Path) -> set[str]:
     return {str(f.relative_to(root)) for f in root.rglob("*")
             if f.is_file() and "_delta_log" not in f.parts and not f.name.startswith(".")}
+
+
+def _three_versions(spark, root: Path) -> tuple[set[str], set[str]]:
+    """A table with partition values that need escaping and three versions (write, overwrite, append); returns
+    its live data files and every data file on disk, relative to ``root``."""
+    spark.createDataFrame([("a b%c=d/é", 1), ("x", 2)], ODD_SCHEMA).write.format("delta").partitionBy("k").save(str(root))
+    spark.createDataFrame([("a b%c=d/é", 3), ("y", 4)], ODD_SCHEMA).write.format("delta").mode("overwrite").save(str(root))
+    spark.createDataFrame([("z", 5)], ODD_SCHEMA).write.format("delta").mode("append").save(str(root))
+    live = {str(Path(p.removeprefix("file:")).relative_to(root))
+            for p in spark.read.format("delta").load(str(root)).inputFiles()}
+    return live, _data_files(root)
 
 
 def test_vacuum_now_deletes_exactly_the_files_of_older_versions(spark, tmp_path):
@@ -505,13 +519,7 @@ def test_vacuum_now_deletes_exactly_the_files_of_older_versions(spark, tmp_path)
     from pipelines.rights.erasure import vacuum_now
 
     root = tmp_path / "odd table"
-    schema = "k string, v int"
-    spark.createDataFrame([("a b%c=d/é", 1), ("x", 2)], schema).write.format("delta").partitionBy("k").save(str(root))
-    spark.createDataFrame([("a b%c=d/é", 3), ("y", 4)], schema).write.format("delta").mode("overwrite").save(str(root))
-    spark.createDataFrame([("z", 5)], schema).write.format("delta").mode("append").save(str(root))
-    live = {str(Path(p.removeprefix("file:")).relative_to(root))
-            for p in spark.read.format("delta").load(str(root)).inputFiles()}
-    before = _data_files(root)
+    live, before = _three_versions(spark, root)
     assert len(before) > len(live) and (root / "k=x").is_dir()
 
     deleted = vacuum_now(spark, root)
@@ -532,13 +540,7 @@ def test_after_compaction_the_checkpoint_lists_the_live_files_and_the_purge_dele
     from pipelines.rights.erasure import checkpointed_live_files, compact_history, vacuum_now
 
     root = tmp_path / "odd table"
-    schema = "k string, v int"
-    spark.createDataFrame([("a b%c=d/é", 1), ("x", 2)], schema).write.format("delta").partitionBy("k").save(str(root))
-    spark.createDataFrame([("a b%c=d/é", 3), ("y", 4)], schema).write.format("delta").mode("overwrite").save(str(root))
-    spark.createDataFrame([("z", 5)], schema).write.format("delta").mode("append").save(str(root))
-    live = {str(Path(p.removeprefix("file:")).relative_to(root))
-            for p in spark.read.format("delta").load(str(root)).inputFiles()}
-    before = _data_files(root)
+    live, before = _three_versions(spark, root)
     assert checkpointed_live_files(root) is None  # no checkpoint yet
 
     assert compact_history(spark, root) > 0
@@ -549,7 +551,7 @@ def test_after_compaction_the_checkpoint_lists_the_live_files_and_the_purge_dele
     assert sorted(tuple(r) for r in spark.read.format("delta").load(str(root)).collect()) == [
         ("a b%c=d/é", 3), ("y", 4), ("z", 5)]
 
-    spark.createDataFrame([("w", 6)], schema).write.format("delta").mode("append").save(str(root))
+    spark.createDataFrame([("w", 6)], ODD_SCHEMA).write.format("delta").mode("append").save(str(root))
     assert checkpointed_live_files(root) is None  # a commit after the checkpoint
     compact_history(spark, root)
     assert checkpointed_live_files(root) is not None
