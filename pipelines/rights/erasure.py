@@ -645,11 +645,12 @@ def vacuum_now(spark: SparkSession, path: Path, live: set[Path] | None = None) -
     erasure-purge.md). With a zero retention the rule is simple: every data file not referenced by the current
     snapshot goes. So when the table is local, has no live deletion vector (erasure REORGs them away first), no
     change-data directory, and every live file is found on disk under its decoded relative path, those files
-    are deleted here directly from the snapshot's file list. ``live`` is that list when the caller already has it
-    (:func:`checkpointed_live_files`, right after :func:`compact_history`); otherwise Spark computes it. In any other case (a remote store, an unexpected
+    are deleted here directly from the snapshot's file list. In any other case (a remote store, an unexpected
     layout, a path that does not decode to a file on disk) Delta's VACUUM runs instead, so a mismatch can only
-    cost time, never delete a live file. Hidden files (``.`` or ``_``) are left alone like Delta does, except the
-    ``.crc`` checksum companion of a deleted file.
+    cost time, never delete a live file. ``live`` is the snapshot's file list when the caller already has it
+    (:func:`checkpointed_live_files`, right after :func:`compact_history`); otherwise Spark computes it. Hidden
+    files (``.`` or ``_``) are left alone like Delta does, except the ``.crc`` checksum companion of a deleted
+    file.
     """
     deleted = _vacuum_local(spark, Path(path), live)
     if deleted is None:
