@@ -11,7 +11,10 @@
     4. delete     per table, the matching rows' locator tuples are found by equi-joins of each locator
                   column with the person's identifiers of its kind (:func:`matched_keys`), then one MERGE on
                   those tuples deletes the rows (the Ads & Data ledger is scrubbed instead, so the next
-                  delivery revokes the pseudonyms: "a revocation goes to Ads & Data"); no tuple, no MERGE
+                  delivery revokes the pseudonyms: "a revocation goes to Ads & Data"); no tuple, no MERGE.
+                  Steps 4 and 5 run in three phases (:func:`erasure_phases`): every other table, then the
+                  tables the identifiers come from, then those that say who is pending, so an erasure that
+                  fails half-way is found and finished by the next run's
     5. purge      per table: REORG ... APPLY (PURGE) (deletion vectors hide rows, they do not remove them);
                   where rows went or the log still mentions the person (column statistics hold min/max
                   values!), a checkpoint and the removal of every older log entry; then the files of older
@@ -444,6 +447,29 @@ def find_subject(spark: SparkSession, wh: io.Warehouse, customer_ids: Sequence[s
     rows = (reduce(DataFrame.unionByName, parts)
             .where(F.col("value").isNotNull() & (F.col("value") != "")).distinct().collect())
     return Subject(tuple(sorted(Identifier(r.customer_id, r.kind, r.value) for r in rows)))
+
+
+#: The tables an erasure learns from, erased after every other table (:func:`erasure_phases`): the person's
+#: identifiers (:func:`find_subject`), then who is pending (``silver/erasure_requests``; ``silver/customers`` for
+#: the customers past their retention, :func:`pipelines.rights.retention.expired_customer_requests`).
+IDENTIFIER_SOURCES = frozenset({
+    "bronze/customers", "bronze/identity_links", "silver/identity_links", "gold/web_profiles",
+    "gold/activation_lists", "ops/quarantine", "ops/adsdata_ledger"})
+PENDING_SOURCES = frozenset({"silver/erasure_requests", "silver/customers"})
+
+
+def erasure_phases(names: Iterable[str]) -> list[list[str]]:
+    """``names`` in the order an erasure must process them: every other table, then the identifier sources,
+    then the tables that say who is pending, each phase started once the one before is erased and purged.
+
+    Why: an erasure can fail half-way (a lost executor, a full disk, a killed process). The tombstones are
+    written first, but the rows left behind are only found again by the next run's erasure if the request is
+    still pending and the person's identifiers can still be found; both live in tables the erasure deletes from.
+    Erasing them last means a failure in the first phase leaves everything needed for the rerun, and a failure
+    in the second still leaves the request pending with the rest found by customer id."""
+    names = sorted(names)
+    return [[n for n in names if n not in IDENTIFIER_SOURCES | PENDING_SOURCES],
+            [n for n in names if n in IDENTIFIER_SOURCES], [n for n in names if n in PENDING_SOURCES]]
 
 
 def subject_frame(spark: SparkSession, subject: Subject) -> DataFrame:
@@ -1067,6 +1093,11 @@ def _pending_revocations(spark: SparkSession, wh: io.Warehouse, subject: Subject
     return mine.join(ids, "customer_id", "left_semi").count()
 
 
+def _bytes_on_disk(root: Path) -> int:
+    """Bytes of the table's files under ``root`` (0 when it is not a local directory): the order of work only."""
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, names in os.walk(root) for f in names)
+
+
 def _local_day(now: datetime, tz: str) -> date:
     return (now if now.tzinfo else now.replace(tzinfo=ZoneInfo("UTC"))).astimezone(ZoneInfo(tz)).date()
 
@@ -1114,8 +1145,12 @@ def forget(
         return n, purge_table(spark, path, needles, force_compaction=n > 0)
 
     todo = sorted((name, path, rule) for name, (path, rule) in plan.items() if rule.action != KEEP)
+    done: dict[str, tuple[int, PurgeResult]] = {}
     with retention_check_disabled(spark), ThreadPoolExecutor(max_workers=ERASURE_THREADS) as pool:
-        done = dict(zip([t[0] for t in todo], pool.map(lambda t: erase_and_purge(*t), todo)))
+        for phase in erasure_phases(name for name, _, _ in todo):  # tables the rerun needs go last
+            # Biggest first, so that the end of a phase does not wait on one big table started last.
+            batch = sorted((t for t in todo if t[0] in phase), key=lambda t: -_bytes_on_disk(t[1]))
+            done.update(zip([t[0] for t in batch], pool.map(lambda t: erase_and_purge(*t), batch)))
     deleted = {name: n for (name, _, rule) in todo for n in [done[name][0]] if rule.action != SCRUB}
     scrubbed = {name: n for (name, _, rule) in todo for n in [done[name][0]] if rule.action == SCRUB}
     compacted = [name for name in sorted(done) if done[name][1].log_files_removed]

@@ -36,6 +36,7 @@ from pipelines.rights.erasure import (
     TableRule,
     check_rule,
     files_mentioning,
+    find_subject,
     forget,
     generic_rule,
     matching_rows,
@@ -395,6 +396,52 @@ def test_forgetting_again_finds_nothing_and_keeps_one_tombstone_each(spark, sett
     assert tombstoned(spark, erased["wh"], erased["keys"]).count() == 4
 
 
+def test_an_erasure_that_fails_half_way_is_finished_by_the_next_one(spark, settings, keyring, tmp_path, monkeypatch):
+    """A failure while the other tables are erased (a lost executor, a full disk) leaves the request pending and
+    the person's identifiers findable, because the tables they live in are erased last; the next erasure then
+    removes every trace."""
+    from pipelines.rights import erasure
+
+    wh = build_warehouse(spark, tmp_path / "wh")
+    needles = find_subject(spark, wh, [ANN]).needles
+    real = erasure.erase_rows
+
+    def fails_on_web_events(spark_, path, rule, subject_df):
+        if erasure.table_name(wh, path) == "silver/web_events":
+            raise RuntimeError("executor lost")
+        return real(spark_, path, rule, subject_df)
+
+    monkeypatch.setattr(erasure, "erase_rows", fails_on_web_events)
+    with pytest.raises(RuntimeError, match="executor lost"):
+        forget(spark, settings, wh, [ANN], keyring, NOW, request_ids={ANN: "r-1"})
+    assert _rows(spark, wh, "silver", "erasure_requests", "request_id") == [("r-1",)]  # still pending
+    assert find_subject(spark, wh, [ANN]).needles == needles
+    assert files_mentioning(wh.root, needles) != []
+
+    monkeypatch.setattr(erasure, "erase_rows", real)
+    forget(spark, settings, wh, [ANN], keyring, NOW, request_ids={ANN: "r-1"})
+    assert files_mentioning(wh.root, needles) == []
+    assert _rows(spark, wh, "silver", "web_events", "event_id") == [("w3",)]
+
+
+def test_every_table_find_subject_reads_is_erased_after_the_others(spark, erased, monkeypatch):
+    """The phases of :func:`erasure_phases` hold: the tables that identify the person go after every other one,
+    and the tables that say who is pending go last."""
+    from pipelines.rights import erasure
+
+    read = []
+    real = erasure._existing
+    monkeypatch.setattr(erasure, "_existing", lambda s, wh, layer, name: read.append(f"{layer}/{name}") or real(
+        s, wh, layer, name))
+    find_subject(spark, erased["wh"], [ANN])
+    assert read and set(read) <= erasure.IDENTIFIER_SOURCES | erasure.PENDING_SOURCES
+    names = ["silver/web_events", "silver/erasure_requests", "ops/quarantine", "bronze/web_events",
+             "silver/customers", "gold/tv_profiles", "silver/identity_links"]
+    assert erasure.erasure_phases(names) == [
+        ["bronze/web_events", "gold/tv_profiles", "silver/web_events"], ["ops/quarantine", "silver/identity_links"],
+        ["silver/customers", "silver/erasure_requests"]]
+
+
 def test_tombstones_under_a_key_missing_from_the_key_file_are_refused(spark, erased, keyring):
     from pipelines.rights.erasure import TombstoneKeyMissing
 
@@ -453,7 +500,7 @@ def test_every_table_of_a_full_run_is_in_the_erasure_map_and_forget_leaves_no_tr
     delivering every old landing file that mentions them again, as a new day, brings none of it back (R1)."""
     from pipelines.jobs.daily import RunContext, stage_ingest
     from pipelines.progress import Progress
-    from pipelines.rights.erasure import find_subject, unmapped_tables
+    from pipelines.rights.erasure import unmapped_tables
 
     from conftest import warehouse_copy
 
