@@ -29,14 +29,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 MODULE = "pipelines/rights/erasure.py"
-#: The test session's Spark settings (tests/conftest.py, fixture ``spark``).
-TEST_SETTINGS = {
-    "spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2",
-    "spark.sql.adaptive.enabled": "true", "spark.databricks.delta.snapshotPartitions": "2",
-    "spark.sql.sources.parallelPartitionDiscovery.parallelism": "2", "spark.sql.codegen.wholeStage": "false",
-}
-
-
 def _git(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
 
@@ -90,11 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.config import load_settings
     from pipelines.privacy.keys import load_keys, new_key_file
     from pipelines.rights import erasure as current
+    from benchmarks.profile_example import TEST_CONF
     from pipelines.spark import build_session
 
     earlier = earlier_module(args.rev)
     settings = load_settings()
-    spark = build_session(settings.spark, **(TEST_SETTINGS if args.test_settings else {}))
+    spark = build_session(settings.spark, **(TEST_CONF if args.test_settings else {}))
     source = args.warehouse.resolve()
     customer = args.customer or (
         io.read(spark, source / "silver" / "identity_links").groupBy("customer_id").count()

@@ -690,11 +690,17 @@ def _live_files(spark: SparkSession, root: Path) -> set[Path] | None:
     snapshot = _fresh_snapshot(spark, root)
     files = DataFrame(snapshot.allFiles().toDF(), spark).select(
         "path", F.col("deletionVector").isNotNull().alias("dv")).collect()
+    return _local_paths(root, ((row.path, row.dv) for row in files))
+
+
+def _local_paths(root: Path, files: Iterable[tuple[str, bool]]) -> set[Path] | None:
+    """Absolute paths of a snapshot's files given as (relative path as in the log, has a deletion vector), or
+    None when one of them keeps the direct purge from being used."""
     live: set[Path] = set()
-    for row in files:
-        if row.dv or "://" in row.path or row.path.startswith(("/", "file:")):
+    for path, dv in files:
+        if not path or dv or "://" in path or path.startswith(("/", "file:")):
             return None  # deletion vector files to keep, or a file outside the table directory
-        live.add(root / unquote(row.path))
+        live.add(root / unquote(path))
     return live
 
 
@@ -779,17 +785,12 @@ def checkpointed_live_files(root: Path) -> set[Path] | None:
         import pyarrow.parquet as pq  # one row per action: small next to the data
 
         add = pq.read_table(log / f"{version:020d}.checkpoint.parquet", columns=["add"]).column("add").combine_chunks()
-        rows = [i for i, present in enumerate(add.is_valid().to_pylist()) if present]
-        paths = [add.field("path")[i].as_py() for i in rows]
-        vectors = [add.field("deletionVector")[i].is_valid for i in rows]
+        columns = (add.is_valid(), add.field("path"), add.field("deletionVector").is_valid())
+        files = [(path, dv) for present, path, dv in zip(*(c.to_pylist() for c in columns)) if present]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    live: set[Path] = set()
-    for path, vector in zip(paths, vectors):
-        if not path or vector or "://" in path or path.startswith(("/", "file:")):
-            return None
-        live.add(Path(root) / unquote(path))
-    return live if len(live) == len(paths) == int(counted) else None
+    live = _local_paths(Path(root), files)
+    return live if live is not None and len(live) == len(files) == int(counted) else None
 
 
 def log_mentions(path: Path, needles: Needles | Sequence[str]) -> list[str]:
