@@ -126,7 +126,7 @@ BRONZE = _struct(
 
 QUARANTINE = _struct(
     ("source", S), ("reason", S), ("raw", S), ("source_file", S), ("line", L), ("run_id", S),
-    ("customer_id", S), ("quarantined_at", TS),
+    ("customer_id", S), ("quarantined_at", TS), ("as_of", D),
 )
 
 INTEREST = StructType([

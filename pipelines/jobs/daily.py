@@ -102,7 +102,7 @@ def stage_ingest(ctx: RunContext) -> None:
             r = ingest_source(
                 ctx.spark, ctx.wh, ctx.landing, rules[source], reference, ctx.run_id, ctx.started,
                 ctx.settings.ingestion.max_clock_skew_minutes, ctx.settings.ingestion.min_year, excluded,
-                line_filter, recover, ctx.settings.ingestion.max_batch_bytes,
+                line_filter, recover, ctx.settings.ingestion.max_batch_bytes, as_of=ctx.as_of,
             )
             counts.update(files=r.files, rows=r.rows, quarantined=r.quarantined)
             results.append(r)

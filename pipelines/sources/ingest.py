@@ -6,18 +6,26 @@ duplicating anything: with ``recover`` (the daily job sets it when the previous 
 an interrupted run left for the files being ingested are deleted first from bronze, the quarantine and (event
 sources) silver; snapshot sources are upserted by key anyway. Keys already in silver from earlier files are
 re-deliveries: quarantined as duplicates, never inserted twice.
+
+CSV header rows (contract section 2: "with a header row"). Each file's first line is read once in Python
+(:func:`read_headers`): the contract's columns in the contract's order, quoted or not, is a header and dropped; the
+same names in another order are mapped by name (a reordered extract is not loaded with its columns swapped); a
+header naming a column the contract does not have, or lacking one, quarantines every line of that file with the
+reason (rows cannot be read without knowing which field is which). A first line where fewer than half the fields
+name a contract column is no header: it is read as data, as it always was.
 """
 from __future__ import annotations
 
+import csv
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Callable, Mapping
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
+from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType, TimestampType
 
 from pipelines import io
 from pipelines.rights.erasure import LINE_IDS, line_identifiers
@@ -51,9 +59,68 @@ def new_files(spark: SparkSession, wh: io.Warehouse, landing: Path, source: str)
     return [p for p in io.list_landing_files(landing, source) if str(p.relative_to(landing)) not in done]
 
 
-def read_raw_lines(spark: SparkSession, files: list[Path], landing: Path, source: str) -> DataFrame:
-    """Raw lines with their file (relative to the landing root) and a line id; header and blank lines dropped."""
+@dataclass(frozen=True)
+class FileHeaders:
+    """What the first lines of a batch of CSV files say (:func:`read_headers`); files by path relative to the
+    landing root."""
+
+    #: Header lines as delivered (dropped before parsing).
+    texts: frozenset[str] = frozenset()
+    #: File -> its column order, for files that order the contract's columns differently.
+    orders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: File -> why its header does not fit (every line of the file is quarantined with it).
+    errors: Mapping[str, str] = field(default_factory=dict)
+
+
+def _first_line(path: Path) -> str:
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        line = f.readline()
+    return line.removeprefix("\ufeff").removesuffix("\n").removesuffix("\r")
+
+
+def read_headers(files: list[Path], landing: Path, source: str) -> FileHeaders:
+    """The header row of each CSV file of ``source`` (see the module docs); an empty ``FileHeaders`` for JSONL."""
+    if LANDING_FORMAT[source] != "csv":
+        return FileHeaders()
+    cols = LANDING_COLUMNS[source]
+    texts: set[str] = set()
+    orders: dict[str, tuple[str, ...]] = {}
+    errors: dict[str, str] = {}
+    for path in files:
+        line = _first_line(path)
+        names = [n.strip().lower() for n in next(csv.reader([line]), [])]
+        if len(set(names) & set(cols)) * 2 < len(cols):
+            continue  # not a header row (fewer than half the fields name a column): the first line is data
+        rel = str(path.relative_to(landing))
+        missing = [c for c in cols if c not in names]
+        unknown = sorted({n for n in names if n not in cols})
+        if missing or unknown or len(names) != len(cols):
+            problems = [f"missing {', '.join(missing)}" if missing else "",
+                        f"unknown {', '.join(unknown)}" if unknown else "",
+                        "a column named twice" if not missing and not unknown else ""]
+            errors[rel] = "header does not match the contract: " + "; ".join(p for p in problems if p)
+            continue
+        texts.add(line)
+        if tuple(names) != tuple(cols):
+            orders[rel] = tuple(names)
+    return FileHeaders(frozenset(texts), orders, errors)
+
+
+def _by_file(mapping: Mapping[str, object], value) -> Column | None:
+    """``CASE _source_file WHEN f THEN value(mapping[f]) ...`` over the files of ``mapping`` (None when empty)."""
+    out = None
+    for f in sorted(mapping):
+        cond = F.col("_source_file") == F.lit(f)
+        out = F.when(cond, value(mapping[f])) if out is None else out.when(cond, value(mapping[f]))
+    return out
+
+
+def read_raw_lines(spark: SparkSession, files: list[Path], landing: Path, source: str,
+                   headers: FileHeaders | None = None) -> DataFrame:
+    """Raw lines with their file (relative to the landing root) and a line id; header and blank lines dropped
+    (``headers``: :func:`read_headers` of ``files``, for header rows other than the contract's exact line)."""
     header = ",".join(LANDING_COLUMNS[source])
+    known = sorted((headers.texts if headers is not None else frozenset()) | {header})
     raw = F.regexp_replace(F.regexp_replace(F.col("value"), "^\ufeff", ""), "\r$", "")
     root = str(landing.resolve()).rstrip("/")
     return (
@@ -66,12 +133,15 @@ def read_raw_lines(spark: SparkSession, files: list[Path], landing: Path, source
         )
         .withColumn("_source_file", F.expr(f"substring(_abs, {len(root) + 2})"))
         .drop("_abs")
-        .where((F.trim(F.col("raw")) != "") & (F.col("raw") != header))
+        .where((F.trim(F.col("raw")) != "") & ~F.col("raw").isin(known))
     )
 
 
-def parse_lines(lines: DataFrame, source: str) -> DataFrame:
-    """Split raw lines into the source's string columns plus ``_parse_error`` (null when the line parses)."""
+def parse_lines(lines: DataFrame, source: str, headers: FileHeaders | None = None) -> DataFrame:
+    """Split raw lines into the source's string columns plus ``_parse_error`` (null when the line parses).
+
+    ``headers`` (:func:`read_headers`): files whose header orders the columns differently are parsed in their own
+    order and mapped by name; every line of a file whose header does not fit gets that as its error."""
     cols = LANDING_COLUMNS[source]
     schema = landing_string_schema(source)
     if LANDING_FORMAT[source] == "jsonl":
@@ -97,11 +167,23 @@ def parse_lines(lines: DataFrame, source: str) -> DataFrame:
             .when(F.col("_nf") < len(cols), F.lit(f"truncated line: fewer than {len(cols)} fields"))
             .when(F.col("_nf") > len(cols), F.lit(f"malformed line: more than {len(cols)} fields"))
         )
+        if headers is not None and headers.orders:
+            def in_order(order: tuple[str, ...]) -> Column:
+                own = _csv_fields(order)
+                return F.struct(*[own[c].alias(c) for c in cols])
+            parsed = _by_file(headers.orders, in_order).otherwise(parsed)
+        if headers is not None and headers.errors:
+            error = F.coalesce(_by_file(headers.errors, F.lit), error)
     return (
         lines.withColumn("_p", parsed)
         .withColumn("_parse_error", error)
         .select("raw", "_source_file", "_line", "_parse_error", *[F.col(f"_p.{c}").alias(c) for c in cols])
     )
+
+
+def _csv_fields(order: tuple[str, ...]) -> Column:
+    """The raw CSV line as a struct of string fields named ``order``, in that order."""
+    return F.from_csv("raw", ", ".join(f"`{c}` STRING" for c in order), {"escape": '"', "mode": "PERMISSIVE"})
 
 
 def _occurrences(text: Column, char: str) -> Column:
@@ -144,13 +226,19 @@ def to_silver(valid: DataFrame, source: str, run_id: str, ingested_at: datetime)
     )
 
 
-def quarantine_rows(rejected: DataFrame, source: str, run_id: str, ingested_at: datetime) -> DataFrame:
-    """Rows of ``ops/quarantine``; ``customer_id`` kept (when the source has one) so erasure can find them."""
+def quarantine_rows(rejected: DataFrame, source: str, run_id: str, ingested_at: datetime,
+                    as_of: date | None = None) -> DataFrame:
+    """Rows of ``ops/quarantine``; ``customer_id`` kept (when the source has one) so erasure can find them.
+    ``as_of``: the run's as-of date (contract section 3: every table has one); default the UTC date of
+    ``ingested_at``."""
     cid = F.col("customer_id") if "customer_id" in LANDING_COLUMNS[source] else F.lit(None).cast(StringType())
+    day = as_of if as_of is not None else (ingested_at if ingested_at.tzinfo else ingested_at.replace(
+        tzinfo=timezone.utc)).astimezone(timezone.utc).date()
     return rejected.select(
         F.lit(source).alias("source"), F.col("_reason").alias("reason"), "raw",
         F.col("_source_file").alias("source_file"), F.col("_line").alias("line"), F.lit(run_id).alias("run_id"),
         cid.alias("customer_id"), F.lit(ingested_at).cast(TimestampType()).alias("quarantined_at"),
+        F.lit(day).cast(DateType()).alias("as_of"),
     )
 
 
@@ -168,6 +256,7 @@ def ingest_source(
     line_filter: Callable[[DataFrame], DataFrame] | None = None,
     recover: bool = True,
     max_batch_bytes: int = 0,
+    as_of: date | None = None,
 ) -> IngestResult:
     """Ingest the new files of one source.
 
@@ -183,11 +272,12 @@ def ingest_source(
     days a full refresh brings (:func:`file_batches`). A key repeated in a later batch is then quarantined as
     "duplicate: already ingested" (within one batch: "duplicate: <key>"); either way it is stored once. A snapshot
     source is one batch: its latest row per key is chosen within the batch.
+    ``as_of``: the run's as-of date, stored with the quarantined rows (default: the UTC date of ``ingested_at``).
     """
     source = rules.source
     files = new_files(spark, wh, landing, source)
     parts = [_ingest_files(spark, wh, landing, rules, batch, reference, run_id, ingested_at, max_skew_minutes,
-                           min_year, excluded, line_filter, recover)
+                           min_year, excluded, line_filter, recover, as_of)
              for batch in file_batches(files, 0 if rules.snapshot is not None else max_batch_bytes)]
     return IngestResult(source, sum(r.files for r in parts), sum(r.rows for r in parts),
                         sum(r.valid for r in parts), sum(r.quarantined for r in parts),
@@ -229,13 +319,15 @@ def _ingest_files(
     excluded: DataFrame | None,
     line_filter: Callable[[DataFrame], DataFrame] | None,
     recover: bool,
+    as_of: date | None = None,
 ) -> IngestResult:
     """One batch of :func:`ingest_source`: bronze, quarantine, silver and ``ops/ingested_files`` for ``files``."""
     source = rules.source
     rel = [str(p.relative_to(landing)) for p in files]
-    lines = read_raw_lines(spark, files, landing, source)
+    headers = read_headers(files, landing, source)
+    lines = read_raw_lines(spark, files, landing, source, headers)
     if excluded is not None and "customer_id" in LANDING_COLUMNS[source]:
-        lines = _drop_excluded(lines, source, excluded)
+        lines = _drop_excluded(lines, source, excluded, headers)
     if line_filter is not None:
         lines = line_filter(lines)
     # Materialised once: line ids must not change between the bronze write and the quarantine write.
@@ -245,7 +337,7 @@ def _ingest_files(
         # Bronze also stores each parsed line's identifier tokens (what erasure and access look up, see
         # pipelines.rights.erasure.line_identifiers): the line is parsed here once more rather than bronze being
         # written from the wide validated rows below, which measured slower (benchmarks/ingest_side_by_side.py).
-        bronze = parse_lines(lines, source).select(
+        bronze = parse_lines(lines, source, headers).select(
             F.lit(source).alias("source"), "raw", "_source_file", "_line", F.lit(run_id).alias("_run_id"),
             F.lit(ingested_at).cast(TimestampType()).alias("_ingested_at"),
             line_identifiers(source, F.col("_parse_error")).alias(LINE_IDS),
@@ -254,7 +346,8 @@ def _ingest_files(
             io.delete_where(spark, wh.table("bronze", source), F.col("_source_file").isin(rel))
         io.append(bronze, wh.table("bronze", source))
 
-        checked = validate(parse_lines(lines, source), rules, reference, ingested_at, max_skew_minutes, min_year)
+        checked = validate(parse_lines(lines, source, headers), rules, reference, ingested_at, max_skew_minutes,
+                           min_year)
         checked = io.materialise(checked)
         silver_path = wh.table("silver", source)
         if recover and rules.snapshot is None:  # else an interrupted run's rows would look like re-deliveries
@@ -278,7 +371,8 @@ def _ingest_files(
         q_path = wh.table("ops", "quarantine")
         if recover:
             io.delete_where(spark, q_path, F.col("source_file").isin(rel))
-        io.append(quarantine_rows(checked.where(F.col("_reason").isNotNull()), source, run_id, ingested_at), q_path)
+        io.append(quarantine_rows(checked.where(F.col("_reason").isNotNull()), source, run_id, ingested_at,
+                                  as_of), q_path)
 
         silver = to_silver(valid, source, run_id, ingested_at)
         if rules.snapshot is None:
@@ -318,13 +412,13 @@ def _latest_per_key(df: DataFrame, key: tuple[str, ...], order_by: str | None) -
     return df.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn")
 
 
-def _drop_excluded(lines: DataFrame, source: str, excluded: DataFrame) -> DataFrame:
-    cols = LANDING_COLUMNS[source]
+def _drop_excluded(lines: DataFrame, source: str, excluded: DataFrame, headers: FileHeaders | None = None) -> DataFrame:
     if LANDING_FORMAT[source] == "jsonl":
         cid = F.get_json_object("raw", "$.customer_id")
     else:
         cid = F.from_csv("raw", landing_string_schema(source).simpleString(), {"escape": '"'})["customer_id"]
-    del cols
+        if headers is not None and headers.orders:  # a reordered file: its customer id is where its header says
+            cid = _by_file(headers.orders, lambda order: _csv_fields(order)["customer_id"]).otherwise(cid)
     return (lines.withColumn("_cid", F.trim(cid))
             .join(F.broadcast(excluded.select(F.col("customer_id").alias("_cid"))), "_cid", "left_anti")
             .drop("_cid"))

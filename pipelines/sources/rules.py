@@ -72,10 +72,13 @@ def load_source_rules(conf_dir: Path) -> dict[str, SourceRules]:
 
 
 def typed(column: str, data_type: DataType) -> Column:
-    """Cast a landing string to its contract type; null when it does not parse (never an error)."""
+    """Cast a landing string to its contract type; null when it does not parse (never an error).
+
+    Text is stored trimmed, as every check sees it: an id padded with spaces (``" C0001"``) is the same customer,
+    so a withdrawal or an identity link delivered that way still reaches them in every join on the id."""
     c = F.trim(F.col(column))
     if isinstance(data_type, StringType):
-        return F.when(c != "", F.col(column))
+        return F.when(c != "", c)
     if isinstance(data_type, BooleanType):
         # The contract spells booleans true/false only; "1", "yes" etc. are wrong types.
         return F.when(F.lower(c) == "true", F.lit(True)).when(F.lower(c) == "false", F.lit(False))

@@ -23,8 +23,8 @@ CONTRACT = {
                                  "interests", "segments", "as_of"},
     ("gold", "adsdata_revocations"): {"pseudo_id", "key_id", "reason", "as_of"},
     ("gold", "geo_profiles"): {"area_level", "area_code", "n_customers", "as_of"},
-    ("ops", "quarantine"): {"source", "reason", "raw", "run_id"},
-    ("ops", "dq_results"): {"run_id", "table", "expectation", "success", "observed_value", "severity"},
+    ("ops", "quarantine"): {"source", "reason", "raw", "run_id", "as_of"},
+    ("ops", "dq_results"): {"run_id", "table", "expectation", "success", "observed_value", "severity", "as_of"},
     ("ops", "runs"): {"run_id", "as_of", "started", "finished", "status", "mlflow_run_id"},
 }
 
@@ -59,12 +59,16 @@ def test_published_tables_hold_contract_columns(spark, e2e):
     for (layer, name), columns in CONTRACT.items():
         df = io.read(spark, e2e["wh"].table(layer, name))
         assert columns <= set(df.columns), f"{layer}/{name} lacks {columns - set(df.columns)}"
+        # Contract section 3: every table has an as_of date column.
+        assert df.schema["as_of"].dataType.simpleString() == "date", f"{layer}/{name}: as_of is not a date"
 
 
 def test_quarantine_counts_every_bad_row(spark, e2e):
     q = io.read(spark, e2e["wh"].table("ops", "quarantine"))
     assert q.count() > 0
     assert q.where(F.col("reason").isNull() | F.col("raw").isNull()).count() == 0
+    runs = {r.run_id: r.as_of for r in io.read(spark, e2e["wh"].table("ops", "runs")).collect()}
+    assert {(r.run_id, r.as_of) for r in q.select("run_id", "as_of").distinct().collect()} <= set(runs.items())
     metrics = e2e["first"].metrics
     ingested = io.read(spark, e2e["wh"].table("ops", "ingested_files")).where(F.col("run_id") == e2e["first"].run_id)
     assert sum(r.quarantined for r in ingested.collect()) == sum(

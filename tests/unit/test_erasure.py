@@ -299,10 +299,12 @@ def build_warehouse(spark, root: Path) -> io.Warehouse:
     io.overwrite(spark.createDataFrame([(BOB, "35-44")], "customer_id string, age_band string"), t("gold", "tv_profiles"))
     q = datetime(2026, 11, 20, tzinfo=UTC)
     io.append(spark.createDataFrame([
-        ("consent_events", "truncated line", f'{{"event_id": "e9", "customer_id": "{ANN}", "purp', "f", 1, "run-1", ANN, q),
+        ("consent_events", "truncated line", f'{{"event_id": "e9", "customer_id": "{ANN}", "purp', "f", 1, "run-1", ANN, q,
+         q.date()),
         ("web_events", "wrong type: ts", _web_line("w9", ANN_COOKIE, None).replace("2026-11-20", "yesterday"), "f", 2,
-         "run-1", None, q),
-        ("customers", "wrong type: birth_date", _customer_line(BOB, BOB_EMAIL, BOB_PHONE, "x"), "f", 3, "run-1", BOB, q),
+         "run-1", None, q, q.date()),
+        ("customers", "wrong type: birth_date", _customer_line(BOB, BOB_EMAIL, BOB_PHONE, "x"), "f", 3, "run-1", BOB, q,
+         q.date()),
     ], QUARANTINE), t("ops", "quarantine"))
     io.overwrite(spark.createDataFrame([_ledger_row("p-ann", ANN), _ledger_row("p-bob", BOB)], LEDGER),
                  t("ops", "adsdata_ledger"), partition_by=("as_of",))

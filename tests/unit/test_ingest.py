@@ -3,7 +3,7 @@ files are read once; replays add nothing."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -65,6 +65,38 @@ def test_csv_bad_row_kinds(spark, settings, tmp_path):
         ("c1", 'Peeters, "Jr"', True, "1990-05-01")]
     # Nothing is lost: every line is kept raw in bronze.
     assert io.read(spark, wh.table("bronze", "customers")).count() == 13
+
+
+LINKS_HEADER = "customer_id,id_type,id_value,site_domain,authenticated_at"
+
+
+def _links_file(landing: Path, name: str, header: str, rows: list[str]) -> None:
+    path = landing / "identity_links" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\r\n".join(["\ufeff" + header, *rows]) + "\r\n", encoding="utf-8")
+
+
+def test_csv_headers_are_read_by_name_and_a_header_that_does_not_fit_quarantines_its_file(spark, settings, tmp_path):
+    """Contract section 2: CSV files have a header row. The contract's header quoted (RFC 4180) is a header; the
+    same columns in another order are mapped by name, not loaded swapped; a header with an unknown or a missing
+    column quarantines every line of its file with that reason (nothing is guessed, nothing is lost)."""
+    when = "2026-11-01T10:00:00+01:00"
+    landing = tmp_path / "landing"
+    _links_file(landing, "date=2026-11-01/a.csv", ",".join(f'"{c}"' for c in LINKS_HEADER.split(",")),
+                [f"c1,cookie_id,ck-1,proximus.be,{when}"])
+    _links_file(landing, "date=2026-11-01/b.csv", "id_value, authenticated_at, customer_id, id_type, site_domain",
+                [f"ck-2,{when},c2,cookie_id,proximus.be", f'"ck-3",{when},"c3",mobile_ad_id,proximus.be'])
+    _links_file(landing, "date=2026-11-01/c.csv", "customer_id,id_kind,id_value,site_domain,authenticated_at",
+                [f"c4,cookie_id,ck-4,proximus.be,{when}"])
+    wh, result = ingest(spark, settings, tmp_path, "identity_links")
+    silver = io.read(spark, wh.table("silver", "identity_links"))
+    assert sorted((r.customer_id, r.id_type, r.id_value, r._source_file.rsplit("/", 1)[1]) for r in silver.collect()) == [
+        ("c1", "cookie_id", "ck-1", "a.csv"), ("c2", "cookie_id", "ck-2", "b.csv"), ("c3", "mobile_ad_id", "ck-3", "b.csv")]
+    reason = "header does not match the contract: missing id_type; unknown id_kind"
+    q = quarantine(spark, wh, "identity_links")
+    assert [r for r, _ in q] == [reason, reason] and any("c4" in raw for _, raw in q)
+    assert (result.rows, result.valid, result.quarantined) == (5, 3, 2)
+    assert io.read(spark, wh.table("bronze", "identity_links")).count() == 5  # the file's header line is kept too
 
 
 def test_jsonl_bad_rows_and_future_dated_events_are_kept(spark, settings, tmp_path):
@@ -202,6 +234,27 @@ def test_quarantine_keeps_raw_record_and_run_id(spark, settings, tmp_path):
     q = io.read(spark, wh.table("ops", "quarantine")).collect()
     assert [(r.source, r.reason, r.raw, r.run_id, r.customer_id, r.source_file) for r in q] == [
         ("purchases", "unknown code: product_tier", bad, "run-42", "c1", "purchases/date=2026-11-01/part-1.csv")]
+    assert [r.as_of for r in q] == [date(2026, 11, 26)]  # no as-of given: the UTC date of the ingestion
+
+
+def test_padded_text_is_stored_trimmed_so_a_padded_withdrawal_reaches_the_customer(spark, settings, tmp_path):
+    """A withdrawal whose customer id comes padded with spaces is the customer's withdrawal: stored untrimmed, it
+    would pass every (trimmed) check and then match nobody in the consent gate's joins on the id."""
+    from pipelines.consent.gate import consent_state
+
+    write_jsonl(tmp_path / "landing", "consent_events", "date=2026-11-25/part-1.jsonl", [
+        {"event_id": "e1", "customer_id": "c1", "purpose": "tv_personalised_ads", "action": "grant",
+         "channel": "myproximus_web", "event_ts": "2026-11-20T10:00:00+01:00"},
+        {"event_id": " e2", "customer_id": "  c1 ", "purpose": " tv_personalised_ads", "action": "withdraw ",
+         "channel": "tv_settings", "event_ts": "2026-11-21T10:00:00+01:00"}])
+    wh, result = ingest(spark, settings, tmp_path, "consent_events")
+    assert (result.valid, result.quarantined) == (2, 0)
+    events = io.read(spark, wh.table("silver", "consent_events"))
+    assert sorted((r.event_id, r.customer_id, r.purpose, r.action) for r in events.collect()) == [
+        ("e1", "c1", "tv_personalised_ads", "grant"), ("e2", "c1", "tv_personalised_ads", "withdraw")]
+    customers = spark.createDataFrame([("c1",)], "customer_id string")
+    state = consent_state(events, customers, settings, date(2026, 11, 25))
+    assert [r.granted for r in state.where("purpose = 'tv_personalised_ads'").collect()] == [False]
 
 
 def test_warehouse_lock_refuses_a_second_run(tmp_path):

@@ -120,8 +120,8 @@ def retained(spark, settings, tmp_path_factory):
         {"customer_id": "C-gone", "contract_end": date(2015, 6, 30), "email": "gone@example.be"}]),
         wh.table("silver", "customers"))
     q_old, q_new = datetime(2026, 8, 26, 12, tzinfo=UTC), datetime(2026, 8, 28, 12, tzinfo=UTC)
-    io.overwrite(spark.createDataFrame([("tv_viewing", "bad", "x", "f", 0, "r", None, q_old),
-                                        ("tv_viewing", "bad", "y", "f", 1, "r", None, q_new)], QUARANTINE),
+    io.overwrite(spark.createDataFrame([("tv_viewing", "bad", "x", "f", 0, "r", None, q_old, q_old.date()),
+                                        ("tv_viewing", "bad", "y", "f", 1, "r", None, q_new, q_new.date())], QUARANTINE),
                  wh.table("ops", "quarantine"))
     io.overwrite(spark.createDataFrame([_ledger("p-old", None, date(2025, 10, 1), date(2025, 10, 20)),
                                         _ledger("p-live", "C1", AS_OF, None)], LEDGER),
