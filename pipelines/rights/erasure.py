@@ -12,9 +12,9 @@
                   column with the person's identifiers of its kind (:func:`matched_keys`), then one MERGE on
                   those tuples deletes the rows (the Ads & Data ledger is scrubbed instead, so the next
                   delivery revokes the pseudonyms: "a revocation goes to Ads & Data"); no tuple, no MERGE.
-                  Steps 4 and 5 run in three phases (:func:`erasure_phases`): every other table, then the
-                  tables the identifiers come from, then those that say who is pending, so an erasure that
-                  fails half-way is found and finished by the next run's
+                  Steps 4 and 5 run in phases (:func:`erasure_phases`): every other table, then the
+                  quarantine, then the other tables the identifiers come from, then those that say who is
+                  pending, so an erasure that fails half-way is found and finished by the next run's
     5. purge      per table: REORG ... APPLY (PURGE) (deletion vectors hide rows, they do not remove them);
                   where rows went or the log still mentions the person (column statistics hold min/max
                   values!), a checkpoint and the removal of every older log entry; then the files of older
@@ -456,20 +456,31 @@ IDENTIFIER_SOURCES = frozenset({
     "bronze/customers", "bronze/identity_links", "silver/identity_links", "gold/web_profiles",
     "gold/activation_lists", "ops/quarantine", "ops/adsdata_ledger"})
 PENDING_SOURCES = frozenset({"silver/erasure_requests", "silver/customers"})
+#: Identifier sources that also hold rows found only through identifiers the *other* sources give: the
+#: quarantine keeps rejected lines of every source, and a web-event line carries a cookie, no customer id.
+#: Erased alone, before the other sources, while those can still name the cookie. Every row of the other
+#: sources carries the customer id (a column, or a field of the raw line).
+SOURCES_WITH_FOREIGN_ROWS = frozenset({"ops/quarantine"})
 
 
 def erasure_phases(names: Iterable[str]) -> list[list[str]]:
-    """``names`` in the order an erasure must process them: every other table, then the identifier sources,
-    then the tables that say who is pending, each phase started once the one before is erased and purged.
+    """``names`` in the order an erasure must process them, each phase started once the one before is erased
+    and purged: every other table; the identifier sources that hold rows found through another source's
+    identifiers (the quarantine); the other identifier sources; the tables that say who is pending.
 
     Why: an erasure can fail half-way (a lost executor, a full disk, a killed process). The tombstones are
     written first, but the rows left behind are only found again by the next run's erasure if the request is
     still pending and the person's identifiers can still be found; both live in tables the erasure deletes from.
-    Erasing them last means a failure in the first phase leaves everything needed for the rerun, and a failure
-    in the second still leaves the request pending with the rest found by customer id."""
+    A failure in the first phase leaves every source. A failure in the quarantine's phase leaves the other
+    sources (the tables of a phase are erased side by side, so one that fails does not stop the others: with
+    the quarantine in the same phase as the identity links, a failed quarantine could be left holding a web-event
+    line whose cookie no table names any more). A failure in the third phase leaves rows that all carry the
+    customer id, and the request still pending."""
     names = sorted(names)
+    sources = IDENTIFIER_SOURCES - SOURCES_WITH_FOREIGN_ROWS
     return [[n for n in names if n not in IDENTIFIER_SOURCES | PENDING_SOURCES],
-            [n for n in names if n in IDENTIFIER_SOURCES], [n for n in names if n in PENDING_SOURCES]]
+            [n for n in names if n in SOURCES_WITH_FOREIGN_ROWS], [n for n in names if n in sources],
+            [n for n in names if n in PENDING_SOURCES]]
 
 
 def subject_frame(spark: SparkSession, subject: Subject) -> DataFrame:
@@ -1237,6 +1248,7 @@ __all__ = [
     "CUSTOMER", "DEVICE", "PSEUDONYM", "TEXT", "DELETE", "SCRUB", "KEEP", "Locator", "TableRule", "ERASURE_MAP",
     "IDENTIFYING_COLUMNS", "ErasureMapError", "ErasureIncomplete", "TombstoneKeyMissing", "table_name", "rule_for",
     "generic_rule", "unmapped_tables", "check_rule", "text_fields", "landing_fields", "Identifier", "Subject", "find_subject",
+    "IDENTIFIER_SOURCES", "PENDING_SOURCES", "SOURCES_WITH_FOREIGN_ROWS", "erasure_phases",
     "subject_frame", "matched_keys", "matching_rows", "erase_rows", "retention_check_disabled", "has_deletion_vectors",
     "purge_deletion_vectors", "vacuum_now", "compact_history", "log_mentions", "log_texts", "Needles", "purge_table", "TOMBSTONES",
     "tombstones_path", "tombstone_message", "tombstone_rows", "tombstoned", "without_tombstoned", "tombstone_filter",
