@@ -149,6 +149,21 @@ def eligible_ids(elig: DataFrame, processing: str) -> DataFrame:
     return elig.where(F.col(column)).select("customer_id")
 
 
+def exclusive_devices(links: DataFrame, eligible: DataFrame) -> DataFrame:
+    """The rows of ``links`` (``customer_id, id_type, id_value``, ...) whose customer is in ``eligible`` (a frame of
+    ``customer_id``) and whose device is linked to nobody outside it.
+
+    A cookie, mobile advertising id or decoder shared with someone who is not eligible (a minor, a person who
+    withdrew or objected, an id no customer record knows) is left out for everyone: what the device does cannot
+    be told apart from what that person does, so profiling or targeting it would profile or target them (C3, C5).
+    ``links`` should hold every customer's links (as of the cutoff the caller applies), not only eligible ones.
+    """
+    ok = F.broadcast(eligible.select(F.col("customer_id").alias("_eligible_id")))
+    on = F.col("customer_id") == F.col("_eligible_id")
+    shared = links.join(ok, on, "left_anti").select("id_type", "id_value").distinct()
+    return links.join(ok, on, "left_semi").join(shared, ["id_type", "id_value"], "left_anti")
+
+
 def only_eligible(df: DataFrame, elig: DataFrame, processing: str, key: str = "customer_id") -> DataFrame:
     """Filter-before-join (C2): keep the rows of ``df`` whose ``key`` is eligible for ``processing``.
 

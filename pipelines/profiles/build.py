@@ -25,7 +25,8 @@ eligible customers before being joined and profiled). Keeping every customer's v
 is also what C6 asks: an objection to TV personalisation removes viewing from the TV profile, but viewing
 stays available to billing and anonymous reporting, which read the same aggregate. Web events are stored
 per device (cookie, mobile ad id) with only C4-passing events; they reach a customer only through the
-identity links of customers eligible for the web profile.
+identity links of customers eligible for the web profile, and only devices that no ineligible person shares
+(a family computer a minor also signs in on is nobody's device for profiling).
 
 Incremental by design (O1). Silver rows carry the ``_run_id`` of the run that ingested them, and
 ``ops/profile_aggregate_runs`` records which runs each aggregate has folded in. A run recomputes only the
@@ -52,7 +53,7 @@ from pyspark.sql.types import TimestampType
 
 from pipelines import io
 from pipelines.config import Settings
-from pipelines.consent.gate import end_of_day, only_eligible
+from pipelines.consent.gate import eligible_ids, end_of_day, exclusive_devices, only_eligible
 from pipelines.consent.tcf import tcf_verdicts
 from pipelines.profiles.attributes import (
     AREA_CHILDREN_SHARE,
@@ -301,7 +302,8 @@ def build_profiles(inputs: ProfileInputs, elig: DataFrame, refs: ProfileReferenc
     )
 
     # --- Web profile ------------------------------------------------------------------------------------
-    linked = cut(linked_ad_ids(only_eligible(inputs.identity_links, elig, "web_profile"), cutoff))
+    # Devices of eligible customers only, and none shared with someone who is not eligible (a minor, an objector).
+    linked = cut(exclusive_devices(linked_ad_ids(inputs.identity_links, cutoff), eligible_ids(elig, "web_profile")))
     web_units = (
         web_event_units(resolve_devices(inputs.web_daily, linked), refs.content_map, p.web_event_weights)
         .unionByName(loyalty_units(only_eligible(inputs.loyalty_events, elig, "web_profile"), refs.content_map,

@@ -94,8 +94,9 @@ def ad_ids(linked: DataFrame) -> DataFrame:
 def resolve_devices(web_daily: DataFrame, linked: DataFrame) -> DataFrame:
     """Attach web daily aggregates to the customers whose linked ids match the cookie or the mobile ad id.
 
-    ``linked`` comes from :func:`linked_ad_ids` over *eligible* customers' links: the inner joins are the
-    gate of device-keyed data. An aggregate matching one customer by both ids counts once.
+    ``linked`` holds *eligible* customers' links to devices no ineligible person shares
+    (:func:`pipelines.consent.gate.exclusive_devices`): the inner joins are the gate of device-keyed data. An
+    aggregate matching one customer by both ids counts once.
     """
     by_type = [
         web_daily.join(

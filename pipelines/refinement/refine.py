@@ -112,7 +112,7 @@ from pyspark.sql.types import (
 
 from pipelines import io
 from pipelines.config import RefinementSettings, Settings
-from pipelines.consent.gate import end_of_day
+from pipelines.consent.gate import end_of_day, exclusive_devices
 from pipelines.refinement.match_keys import (
     KEY_COLUMNS,
     REFINEMENT_ELIGIBILITY,
@@ -490,15 +490,17 @@ def refined_customers(matched: DataFrame, membership: DataFrame, channel: str,
 
 
 def activation_rows(refined: DataFrame, identity_links: DataFrame, request: RefineRequest, as_of: date,
-                    expires_at: date, cutoff: datetime) -> DataFrame:
-    """``gold/activation_lists`` rows: the channel's ad-serving ids linked (by the as-of date) to refined people."""
+                    expires_at: date, cutoff: datetime, eligible: DataFrame) -> DataFrame:
+    """``gold/activation_lists`` rows: the channel's ad-serving ids linked (by the as-of date) to refined people,
+    except ids also linked to someone not in ``eligible`` (:func:`channel_eligible` of the channel):
+    :func:`pipelines.consent.gate.exclusive_devices`."""
     links = identity_links.where(
         F.col("id_type").isin(list(AD_SERVING_ID_TYPES[request.channel]))
         & F.col("id_value").isNotNull()
         & (F.col("authenticated_at") <= F.lit(cutoff).cast(TimestampType()))
     )
     return (
-        links.join(refined, "customer_id", "left_semi")
+        exclusive_devices(links, eligible).join(refined, "customer_id", "left_semi")
         .select(
             F.lit(request.request_id).alias("request_id"),
             F.lit(request.advertiser_id).alias("advertiser_id"),
@@ -774,7 +776,8 @@ def _refine_locked(spark: SparkSession, settings: Settings, wh: io.Warehouse, re
             assert current is not None
             rows = activation_rows(current.where(F.col("kind") == "refined").select("customer_id"),
                                    _identity_links(spark, wh), request, as_of,
-                                   as_of + timedelta(days=rules.budget_period_days), end_of_day(as_of, settings.timezone))
+                                   as_of + timedelta(days=rules.budget_period_days),
+                                   end_of_day(as_of, settings.timezone), channel_eligible(elig, request.channel))
             io.replace_where(rows.select(*ACTIVATION_LISTS.fieldNames()), activation_path, condition)
         elif history.was_activated:
             io.delete_where(spark, activation_path, F.expr(condition))
@@ -853,17 +856,21 @@ def audit_row(evaluation_id: str, seq: int, request: RefineRequest, upload: Uplo
 
 def refreshed_activation_lists(lists: DataFrame, elig: DataFrame, identity_links: DataFrame, as_of: date) -> DataFrame:
     """Activation rows still valid at ``as_of``: not expired, the person still eligible for the list's channel,
-    and the ad-serving id still linked to them. A withdrawal or erasure thus empties every list at the next run.
+    and the ad-serving id still linked to them and to nobody who is not (:func:`pipelines.consent.gate.
+    exclusive_devices`). A withdrawal or erasure thus empties every list at the next run, and so does a minor or an
+    objector starting to use a device on a list.
     """
-    eligible = None
+    links = identity_links.select("customer_id", "id_type", "id_value").distinct()
+    valid = None
     for channel in CHANNELS:
-        part = channel_eligible(elig, channel).withColumn("channel", F.lit(channel))
-        eligible = part if eligible is None else eligible.unionByName(part)
-    links = identity_links.select("customer_id", "id_type", F.col("id_value").alias("ad_serving_id")).distinct()
+        part = (exclusive_devices(links.where(F.col("id_type").isin(list(AD_SERVING_ID_TYPES[channel]))),
+                                  channel_eligible(elig, channel))
+                .select("customer_id", F.lit(channel).alias("channel"), "id_type",
+                        F.col("id_value").alias("ad_serving_id")))
+        valid = part if valid is None else valid.unionByName(part)
     return (
         lists.where(F.col("expires_at") > F.lit(as_of).cast(DateType()))
-        .join(F.broadcast(eligible), ["customer_id", "channel"], "left_semi")
-        .join(links, ["customer_id", "id_type", "ad_serving_id"], "left_semi")
+        .join(valid, ["customer_id", "channel", "id_type", "ad_serving_id"], "left_semi")
     )
 
 

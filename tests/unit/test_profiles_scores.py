@@ -343,6 +343,25 @@ def test_web_ad_ids_and_exposure_features(web_world) -> None:
     ]
 
 
+def test_a_device_shared_with_an_ineligible_person_is_nobodys(spark, refs, cfg) -> None:
+    """C3, C5: the family cookie is linked to A (adult, eligible) and to M (a minor); the tablet's mobile id to A
+    and to W (withdrew the web profile). What those devices do may be M's or W's browsing: it weighs in nobody's
+    profile and neither id is published. A's own cookie still counts."""
+    customers = [customer("A"), customer("M", birth=date(2012, 6, 1)), customer("W")]
+    elig = eligibility(spark, [("A", 35, True, True), ("M", 13, False, False), ("W", 35, True, False)])
+    events = [*[web_event(f"f{i}", "ck-family", "1", TC_OK) for i in range(10)],
+              *[web_event(f"t{i}", None, "1", TC_OK, mobile="m-tablet") for i in range(10)],
+              *[web_event(f"a{i}", "ck-a", "52", TC_OK) for i in range(4)]]
+    links = [link("A", "cookie_id", "ck-family"), link("M", "cookie_id", "ck-family"),
+             link("A", "mobile_ad_id", "m-tablet"), link("W", "mobile_ad_id", "m-tablet"),
+             link("A", "cookie_id", "ck-a")]
+    out = build_profiles(inputs(spark, customers=customers, events=events, links=links), elig, refs, cfg, AS_OF)
+    rows = out.web_profiles.select("customer_id", "cookie_id", "mobile_ad_id").collect()
+    assert [tuple(r) for r in rows] == [("A", ["ck-a"], [])]
+    evidence = out.scores["web"].sources.where("customer_id = 'A'").select("iab_audience_id", "quantity").distinct()
+    assert sorted(tuple(r) for r in evidence.collect()) == [(268, 4.0)]  # Business from ck-a; no Car at all
+
+
 def test_failing_tc_strings_contribute_nothing(spark, refs, cfg) -> None:
     # Only failing events: no evidence, no interest, for anybody.
     customers = [customer("A"), customer("B")]

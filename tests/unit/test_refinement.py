@@ -422,6 +422,33 @@ def test_activation_lists_lose_withdrawn_people_unlinked_ids_and_expired_rows(sp
     got = refreshed_activation_lists(lists, elig, links, AS_OF + timedelta(days=1)).collect()
     assert [(r.request_id, r.ad_serving_id) for r in got] == [("r1", "dec-1")]
 
+    # C3, C5: a minor (c3) starts using the decoder on the list: the decoder leaves it for everyone.
+    minor = elig.unionByName(spark.createDataFrame([("c3", False, False, True, True)], elig.schema))
+    shared = links.unionByName(spark.createDataFrame([("c3", "decoder_id", "dec-1")], links.schema))
+    assert refreshed_activation_lists(lists, minor, shared, AS_OF + timedelta(days=1)).collect() == []
+
+
+def test_activation_rows_leave_out_a_device_shared_with_someone_not_eligible(spark):
+    """C3, C5: the family cookie is linked to c1 (refined, eligible) and to c9 (a minor): it is not activated;
+    c1's own cookie is. Links authenticated after the as-of date do not count."""
+    from pipelines.refinement.refine import RefineRequest, activation_rows
+
+    links = spark.createDataFrame([
+        ("c1", "cookie_id", "ck-1", datetime(2026, 11, 1, tzinfo=timezone.utc)),
+        ("c1", "cookie_id", "ck-family", datetime(2026, 11, 1, tzinfo=timezone.utc)),
+        ("c9", "cookie_id", "ck-family", datetime(2026, 11, 2, tzinfo=timezone.utc)),
+        ("c1", "decoder_id", "dec-1", datetime(2026, 11, 1, tzinfo=timezone.utc)),  # not a web id
+    ], "customer_id string, id_type string, id_value string, authenticated_at timestamp")
+    refined = spark.createDataFrame([("c1",)], "customer_id string")
+    request = RefineRequest("r", "acme", Path("l.csv"), "web")
+    cutoff = datetime(2026, 11, 26, tzinfo=timezone.utc)
+    rows = activation_rows(refined, links, request, AS_OF, AS_OF + timedelta(days=30), cutoff, refined)
+    assert [(r.customer_id, r.ad_serving_id) for r in rows.collect()] == [("c1", "ck-1")]
+    # The minor's link dated after the cutoff does not exist yet on the as-of date: the family cookie is c1's.
+    early = activation_rows(refined, links, request, AS_OF, AS_OF + timedelta(days=30),
+                            datetime(2026, 11, 1, 12, tzinfo=timezone.utc), refined)
+    assert sorted(r.ad_serving_id for r in early.collect()) == ["ck-1", "ck-family"]
+
 
 # ---------------------------------------------------------------------------------- campaign reports
 
