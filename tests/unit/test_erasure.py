@@ -398,29 +398,35 @@ def test_forgetting_again_finds_nothing_and_keeps_one_tombstone_each(spark, sett
     assert tombstoned(spark, erased["wh"], erased["keys"]).count() == 4
 
 
+def _forget_ann_failing_at(spark, settings, keyring, monkeypatch, wh, table: str) -> None:
+    """A forget of Ann (request ``r-1``) that fails when it reaches ``table``, as a lost executor or a full disk
+    would make it; ``erase_rows`` is the real one again afterwards."""
+    from pipelines.rights import erasure
+
+    real = erasure.erase_rows
+
+    def fails_at_table(spark_, path, rule, subject_df):
+        if erasure.table_name(wh, path) == table:
+            raise RuntimeError(f"lost at {table}")
+        return real(spark_, path, rule, subject_df)
+
+    monkeypatch.setattr(erasure, "erase_rows", fails_at_table)
+    with pytest.raises(RuntimeError, match=f"lost at {table}"):
+        forget(spark, settings, wh, [ANN], keyring, NOW, request_ids={ANN: "r-1"})
+    monkeypatch.setattr(erasure, "erase_rows", real)
+
+
 def test_an_erasure_that_fails_half_way_is_finished_by_the_next_one(spark, settings, keyring, tmp_path, monkeypatch):
     """A failure while the other tables are erased (a lost executor, a full disk) leaves the request pending and
     the person's identifiers findable, because the tables they live in are erased last; the next erasure then
     removes every trace."""
-    from pipelines.rights import erasure
-
     wh = build_warehouse(spark, tmp_path / "wh")
     needles = find_subject(spark, wh, [ANN]).needles
-    real = erasure.erase_rows
-
-    def fails_on_web_events(spark_, path, rule, subject_df):
-        if erasure.table_name(wh, path) == "silver/web_events":
-            raise RuntimeError("executor lost")
-        return real(spark_, path, rule, subject_df)
-
-    monkeypatch.setattr(erasure, "erase_rows", fails_on_web_events)
-    with pytest.raises(RuntimeError, match="executor lost"):
-        forget(spark, settings, wh, [ANN], keyring, NOW, request_ids={ANN: "r-1"})
+    _forget_ann_failing_at(spark, settings, keyring, monkeypatch, wh, "silver/web_events")
     assert _rows(spark, wh, "silver", "erasure_requests", "request_id") == [("r-1",)]  # still pending
     assert find_subject(spark, wh, [ANN]).needles == needles
     assert files_mentioning(wh.root, needles) != []
 
-    monkeypatch.setattr(erasure, "erase_rows", real)
     forget(spark, settings, wh, [ANN], keyring, NOW, request_ids={ANN: "r-1"})
     assert files_mentioning(wh.root, needles) == []
     assert _rows(spark, wh, "silver", "web_events", "event_id") == [("w3",)]
@@ -450,24 +456,12 @@ def test_an_erasure_that_fails_on_the_quarantine_leaves_the_cookie_of_a_quaranti
     """The quarantine holds a web-event line of Ann's known only by her cookie (``w9``); the cookie comes from the
     identity links and the web profiles, which are erased in a phase of their own after the quarantine. Were they
     erased side by side with it, a failed quarantine MERGE would leave the line and nothing to find it by."""
-    from pipelines.rights import erasure
-
     wh = build_warehouse(spark, tmp_path / "wh")
     needles = find_subject(spark, wh, [ANN]).needles
     assert ANN_COOKIE.lower() in needles
-    real = erasure.erase_rows
-
-    def fails_on_the_quarantine(spark_, path, rule, subject_df):
-        if erasure.table_name(wh, path) == "ops/quarantine":
-            raise RuntimeError("disk full")
-        return real(spark_, path, rule, subject_df)
-
-    monkeypatch.setattr(erasure, "erase_rows", fails_on_the_quarantine)
-    with pytest.raises(RuntimeError, match="disk full"):
-        forget(spark, settings, wh, [ANN], keyring, NOW, request_ids={ANN: "r-1"})
+    _forget_ann_failing_at(spark, settings, keyring, monkeypatch, wh, "ops/quarantine")
     assert find_subject(spark, wh, [ANN]).needles == needles  # the cookie is still named by the identity links
 
-    monkeypatch.setattr(erasure, "erase_rows", real)
     forget(spark, settings, wh, [ANN], keyring, NOW, request_ids={ANN: "r-1"})
     assert files_mentioning(wh.root, needles) == []
     assert _rows(spark, wh, "ops", "quarantine", "source") == [("customers",)]  # Bob's line stays
