@@ -46,6 +46,9 @@ __all__ = [
     "VERDICT_MISSING",
     "VERDICT_INVALID",
     "VERDICT_MISSING_VENDOR",
+    "RESTRICTION_NOT_ALLOWED",
+    "RESTRICTION_REQUIRE_CONSENT",
+    "RESTRICTION_REQUIRE_LI",
 ]
 
 VERDICT_OK = "ok"
@@ -53,6 +56,11 @@ VERDICT_MISSING = "missing"
 VERDICT_INVALID = "invalid"
 VERDICT_MISSING_VENDOR = "missing_vendor"
 _MISSING_PURPOSE = "missing_purpose_{}"
+_RESTRICTED_PURPOSE = "restricted_purpose_{}"
+
+#: Publisher restriction types (TCF v2 core segment): the purpose is flatly not allowed for the vendor; it requires
+#: consent; it requires legitimate interest (then the vendor may not rely on the user's consent for it).
+RESTRICTION_NOT_ALLOWED, RESTRICTION_REQUIRE_CONSENT, RESTRICTION_REQUIRE_LI = 0, 1, 2
 
 _SUPPORTED_VERSION = 2
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -75,7 +83,8 @@ class TCStringError(ValueError):
 
 @dataclass(frozen=True)
 class TCString:
-    """The decoded core segment of a TCF v2 TC string (publisher restrictions are parsed but not kept)."""
+    """The decoded core segment of a TCF v2 TC string. ``publisher_restrictions``: ``(purpose id, restriction type,
+    vendor ids)`` per entry, in string order."""
 
     version: int
     created: datetime
@@ -95,6 +104,7 @@ class TCString:
     publisher_cc: str
     vendor_consents: frozenset[int]
     vendor_legitimate_interests: frozenset[int]
+    publisher_restrictions: tuple[tuple[int, int, frozenset[int]], ...] = ()
 
     def consents_to(self, purposes: Iterable[int], vendor_id: int) -> bool:
         """True when the user consented to every purpose in ``purposes`` and to vendor ``vendor_id``.
@@ -180,15 +190,19 @@ def _read_vendor_section(reader: _BitReader, field: str) -> frozenset[int]:
     return reader.ids(max_vendor_id, f"{field}.BitField")
 
 
-def _skip_publisher_restrictions(reader: _BitReader) -> None:
-    """NumPubRestrictions (12) then per entry PurposeId (6), RestrictionType (2) and a range section.
+def _read_publisher_restrictions(reader: _BitReader) -> tuple[tuple[int, int, frozenset[int]], ...]:
+    """NumPubRestrictions (12) then per entry PurposeId (6), RestrictionType (2) and a range section of vendors.
 
-    Parsed in full (not just the count) so that a string cut inside a restriction is rejected as truncated.
+    A string cut inside a restriction is rejected as truncated; restriction type 3 is undefined, hence invalid.
     """
+    entries = []
     for _ in range(reader.int(_NUM_ENTRIES, "NumPubRestrictions")):
-        reader.int(_PURPOSE_ID, "PubRestriction.PurposeId")
-        reader.int(_RESTRICTION_TYPE, "PubRestriction.RestrictionType")
-        _read_ranges(reader, "PubRestriction", None)
+        purpose = reader.int(_PURPOSE_ID, "PubRestriction.PurposeId")
+        kind = reader.int(_RESTRICTION_TYPE, "PubRestriction.RestrictionType")
+        if kind > RESTRICTION_REQUIRE_LI:
+            raise TCStringError(f"TC string has an undefined publisher restriction type {kind}")
+        entries.append((purpose, kind, _read_ranges(reader, "PubRestriction", None)))
+    return tuple(entries)
 
 
 def decode(tc_string: str) -> TCString:
@@ -229,8 +243,8 @@ def decode(tc_string: str) -> TCString:
         publisher_cc=reader.letters("PublisherCC"),
         vendor_consents=_read_vendor_section(reader, "VendorConsents"),
         vendor_legitimate_interests=_read_vendor_section(reader, "VendorLegitimateInterests"),
+        publisher_restrictions=_read_publisher_restrictions(reader),
     )
-    _skip_publisher_restrictions(reader)
     return decoded
 
 
@@ -307,12 +321,18 @@ def _write_vendor_section(writer: _BitWriter, ids: frozenset[int], encoding: Ven
         return
     if encoding != "range":
         raise ValueError(f"vendor_encoding must be 'bitfield', 'range' or 'auto', got {encoding!r}")
-    writer.int(len(runs), _NUM_ENTRIES, "NumEntries")
+    _write_ranges(writer, ids, "VendorConsents")
+
+
+def _write_ranges(writer: _BitWriter, ids: frozenset[int], field: str) -> None:
+    """NumEntries (12) then one RangeEntry per run of consecutive ids (the twin of :func:`_read_ranges`)."""
+    runs = _runs(ids)
+    writer.int(len(runs), _NUM_ENTRIES, f"{field}.NumEntries")
     for start, end in runs:
         writer.flag(start != end)
-        writer.int(start, _VENDOR_ID, "StartOrOnlyVendorId")
+        writer.int(start, _VENDOR_ID, f"{field}.StartOrOnlyVendorId")
         if start != end:
-            writer.int(end, _VENDOR_ID, "EndVendorId")
+            writer.int(end, _VENDOR_ID, f"{field}.EndVendorId")
 
 
 def encode(
@@ -332,8 +352,11 @@ def encode(
     vendor_legitimate_interests: Iterable[int] = (),
     publisher_cc: str = "BE",
     is_service_specific: bool = True,
+    publisher_restrictions: Iterable[tuple[int, int, Iterable[int]]] = (),
 ) -> str:
-    """Encode a version-2 core segment (no other segments, no publisher restrictions) as base64url.
+    """Encode a version-2 core segment (no other segments) as base64url.
+
+    ``publisher_restrictions``: ``(purpose id, restriction type, vendor ids)`` entries, vendors written as ranges.
 
     ``vendor_encoding`` applies to both vendor sections; ``"auto"`` picks the shorter one as the spec asks.
     Special feature opt-ins are empty, ``UseNonStandardTexts`` and ``PurposeOneTreatment`` are false.
@@ -367,7 +390,12 @@ def encode(
     _write_vendor_section(
         writer, _id_set(vendor_legitimate_interests, "vendor_legitimate_interests", max_id), vendor_encoding
     )
-    writer.int(0, _NUM_ENTRIES, "NumPubRestrictions")
+    restrictions = list(publisher_restrictions)
+    writer.int(len(restrictions), _NUM_ENTRIES, "NumPubRestrictions")
+    for purpose, kind, vendors in restrictions:
+        writer.int(purpose, _PURPOSE_ID, "PubRestriction.PurposeId")
+        writer.int(kind, _RESTRICTION_TYPE, "PubRestriction.RestrictionType")
+        _write_ranges(writer, _id_set(vendors, "PubRestriction vendors", max_id), "PubRestriction")
     return writer.base64url()
 
 
@@ -379,8 +407,10 @@ def verdict(tc_string: str | None, *, required_purposes: Iterable[int], vendor_i
 
     Returns ``"ok"``; ``"missing"`` for None or an empty/blank string (the site sent no TC string);
     ``"invalid"`` when it does not decode; ``"missing_purpose_<n>"`` for the lowest required purpose without
-    consent; else ``"missing_vendor"`` when ``vendor_id`` has no consent. Purpose 1 is required as a consent
-    bit even when ``PurposeOneTreatment`` is set: C4 asks for consent, not for a jurisdiction exception.
+    consent; else ``"missing_vendor"`` when ``vendor_id`` has no consent; else ``"restricted_purpose_<n>"`` for the
+    lowest required purpose the publisher restricts for ``vendor_id`` (not allowed, or legitimate interest
+    required: either way the vendor may not rely on the consent for it). Purpose 1 is required as a consent bit
+    even when ``PurposeOneTreatment`` is set: C4 asks for consent, not for a jurisdiction exception.
 
     >>> verdict(None, required_purposes=(1, 3, 4), vendor_id=4242), verdict("x", required_purposes=(1,), vendor_id=1)
     ('missing', 'invalid')
@@ -396,6 +426,11 @@ def verdict(tc_string: str | None, *, required_purposes: Iterable[int], vendor_i
         return _MISSING_PURPOSE.format(missing[0])
     if vendor_id not in decoded.vendor_consents:
         return VERDICT_MISSING_VENDOR
+    restricted = sorted(p for p, kind, vendors in decoded.publisher_restrictions
+                        if p in set(required_purposes) and vendor_id in vendors
+                        and kind in (RESTRICTION_NOT_ALLOWED, RESTRICTION_REQUIRE_LI))
+    if restricted:
+        return _RESTRICTED_PURPOSE.format(restricted[0])
     return VERDICT_OK
 
 

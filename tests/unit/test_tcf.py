@@ -1,8 +1,6 @@
 """Tests for the TCF v2 core-segment codec and the C4 web-profile verdict (pipelines.consent.tcf)."""
 from __future__ import annotations
 
-import os
-import sys
 from datetime import datetime, timezone
 
 import pytest
@@ -119,6 +117,16 @@ def test_decode_skips_publisher_restrictions_and_rejects_a_cut_inside_them() -> 
         decode(with_restrictions[:60])
 
 
+def test_publisher_restrictions_round_trip_and_an_undefined_type_is_invalid() -> None:
+    entries = ((3, 0, frozenset({7, 8, 9, 4242})), (4, 2, frozenset({4242})), (7, 1, frozenset()))
+    s = encode(purposes_consent={1, 3, 4}, vendor_consents={4242}, created=_utc(2024, 5, 1, 12),
+               publisher_restrictions=entries)
+    assert decode(s).publisher_restrictions == entries
+    with pytest.raises(TCStringError, match="restriction type 3"):
+        decode(encode(purposes_consent={1}, vendor_consents={1}, created=_utc(2024, 5, 1, 12),
+                      publisher_restrictions=[(1, 3, {1})]))
+
+
 def test_decode_iabtcf_java_publisher_restrictions_bit_string() -> None:
     # iabtcf-java TCStringV2Test.java (testPublisherRestrictions): three restrictions with no vendors.
     core = (
@@ -130,7 +138,8 @@ def test_decode_iabtcf_java_publisher_restrictions_bit_string() -> None:
         + "000010" "00" "000000000000"
         + "000011" "10" "000000000000"
     )
-    assert decode(_b64_from_bits(core)).version == 2
+    assert decode(_b64_from_bits(core)).publisher_restrictions == (
+        (1, 1, frozenset()), (2, 0, frozenset()), (3, 2, frozenset()))
     # Claiming a fourth restriction that is not there is a truncation, not a silent success.
     fourth = core.replace("000000000011" "000001", "000000000100" "000001", 1)
     with pytest.raises(TCStringError, match="truncated"):
@@ -344,9 +353,10 @@ def test_encode_rejects_values_that_do_not_fit(kwargs: dict) -> None:
 # ---------------------------------------------------------------------------------------------------- verdict
 
 
-def _c4_string(purposes: set[int], vendors: set[int], encoding: str = "auto") -> str:
+def _c4_string(purposes: set[int], vendors: set[int], encoding: str = "auto", restrictions=()) -> str:
     return encode(
-        purposes_consent=purposes, vendor_consents=vendors, vendor_encoding=encoding, created=_utc(2024, 5, 1, 12)
+        purposes_consent=purposes, vendor_consents=vendors, vendor_encoding=encoding, created=_utc(2024, 5, 1, 12),
+        publisher_restrictions=restrictions,
     )
 
 
@@ -363,6 +373,15 @@ def _c4_string(purposes: set[int], vendors: set[int], encoding: str = "auto") ->
         (_c4_string({1, 3, 4}, {4241, 4243}), "missing_vendor"),
         (_c4_string({1, 3, 4}, set()), "missing_vendor"),
         (_c4_string({1, 4}, set()), "missing_purpose_3"),  # purposes are reported before the vendor
+        # Publisher restrictions (C4: the vendor needs consent to 1, 3 and 4): "not allowed" (0) and "requires
+        # legitimate interest" (2) for Proximus take a required purpose away; "requires consent" (1) does not;
+        # restrictions for other vendors or other purposes do not matter.
+        (_c4_string({1, 3, 4}, {PROXIMUS}, restrictions=[(3, 0, {PROXIMUS - 1, PROXIMUS, PROXIMUS + 1})]),
+         "restricted_purpose_3"),
+        (_c4_string({1, 3, 4}, {PROXIMUS}, restrictions=[(4, 2, {PROXIMUS}), (1, 2, {PROXIMUS})]),
+         "restricted_purpose_1"),
+        (_c4_string({1, 3, 4}, {PROXIMUS}, restrictions=[(1, 1, {PROXIMUS}), (3, 1, range(1, 5000))]), "ok"),
+        (_c4_string({1, 3, 4}, {PROXIMUS}, restrictions=[(3, 0, {12, 5000}), (2, 0, {PROXIMUS})]), "ok"),
         # peczenyj/GDPR-IAB-TCFv2 t/01-parse.t: purposes {1, 3, 9, 10}, so purpose 4 is the first gap
         ("CLcVDxRMWfGmWAVAHCENAXCkAKDAADnAABRgA5mdfCKZuYJez-NQm0TBMYA4oCAAGQYIAAAAAAEAIAEgAA", "missing_purpose_4"),
         ("BOVeoB_OVeoFxC-AHAFRBtAAAAAhGAEAD4AXAA2YCEQ", "invalid"),  # TCF v1
