@@ -421,13 +421,14 @@ def verdict(tc_string: str | None, *, required_purposes: Iterable[int], vendor_i
         decoded = decode(tc_string)
     except TCStringError:
         return VERDICT_INVALID
-    missing = sorted(set(required_purposes) - decoded.purposes_consent)
+    required = set(required_purposes)  # once: an iterator would be empty by the restriction check
+    missing = sorted(required - decoded.purposes_consent)
     if missing:
         return _MISSING_PURPOSE.format(missing[0])
     if vendor_id not in decoded.vendor_consents:
         return VERDICT_MISSING_VENDOR
     restricted = sorted(p for p, kind, vendors in decoded.publisher_restrictions
-                        if p in set(required_purposes) and vendor_id in vendors
+                        if p in required and vendor_id in vendors
                         and kind in (RESTRICTION_NOT_ALLOWED, RESTRICTION_REQUIRE_LI))
     if restricted:
         return _RESTRICTED_PURPOSE.format(restricted[0])
