@@ -39,6 +39,10 @@ def spark(settings):
             # Test inputs are tiny: compiling whole-stage code costs more than it saves (about 13% of an erasure's
             # time on the test warehouse, benchmarks/results/erasure-purge.md). Results are the same either way.
             "spark.sql.codegen.wholeStage": "false",
+            # For the same reason, evaluate expressions interpreted rather than compiling each one (Spark's own
+            # tests run both modes; the results are the same). test_ingest.py: 159 s with compiled expressions,
+            # 127 s interpreted, one after the other (benchmarks/results/2026-11-28-test-suite-durations.md).
+            "spark.sql.codegen.factoryMode": "NO_CODEGEN",
         },
     )
     yield session
