@@ -152,7 +152,7 @@ def parse_lines(lines: DataFrame, source: str, headers: FileHeaders | None = Non
             .when(F.col("_p").isNull() | F.col(f"_p.{_CORRUPT}").isNotNull(), F.lit("malformed JSON: truncated or invalid line"))
         )
     else:
-        parsed = F.from_csv("raw", schema.simpleString(), {"escape": '"', "mode": "PERMISSIVE"})
+        parsed = _csv_fields(cols)
         # RFC 4180: count fields outside quotes; an odd number of quotes means the line was cut inside a field.
         # A line without quotes (nearly every line) has one field more than commas: counted with literal
         # replaces; only a line with quotes pays the regular expression that blanks out quoted fields. The counts
@@ -416,7 +416,7 @@ def _drop_excluded(lines: DataFrame, source: str, excluded: DataFrame, headers: 
     if LANDING_FORMAT[source] == "jsonl":
         cid = F.get_json_object("raw", "$.customer_id")
     else:
-        cid = F.from_csv("raw", landing_string_schema(source).simpleString(), {"escape": '"'})["customer_id"]
+        cid = _csv_fields(LANDING_COLUMNS[source])["customer_id"]
         if headers is not None and headers.orders:  # a reordered file: its customer id is where its header says
             cid = _by_file(headers.orders, lambda order: _csv_fields(order)["customer_id"]).otherwise(cid)
     return (lines.withColumn("_cid", F.trim(cid))
